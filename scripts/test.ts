@@ -1,0 +1,31 @@
+// The test command (`npm test`): runs the whole suite with bun test and ends with the line CI reads,
+// `N passed, N failed`, counted from bun's JUnit report (bun's own summary is not a recognised format).
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const dir = mkdtempSync(join(tmpdir(), "confd-test-report-"));
+const report = join(dir, "junit.xml");
+const child = Bun.spawn([process.execPath, "test", "--reporter=junit", `--reporter-outfile=${report}`, ...process.argv.slice(2)], {
+  stdio: ["inherit", "inherit", "inherit"],
+});
+const code = await child.exited;
+
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+try {
+  const xml = readFileSync(report, "utf8");
+  const top = /<testsuites\b[^>]*>/.exec(xml)?.[0] ?? "";
+  const attr = (name: string) => Number(new RegExp(`\\b${name}="(\\d+)"`).exec(top)?.[1] ?? 0);
+  const tests = attr("tests");
+  failed = attr("failures") + attr("errors");
+  skipped = attr("skipped");
+  passed = tests - failed - skipped;
+} catch {
+  failed = Math.max(failed, 1);
+}
+rmSync(dir, { recursive: true, force: true });
+if (code !== 0 && failed === 0) failed = 1;
+console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
+process.exit(code === 0 && failed === 0 ? 0 : 1);

@@ -1,0 +1,149 @@
+// The effective configuration: defaults < confd.toml < environment (CONFD_*) < command-line flags.
+// (confd itself lets confd.toml override flags; that is a bug we do not copy, see docs/migrating-from-confd.md.)
+import { existsSync, readFileSync } from "node:fs";
+import TOML from "@iarna/toml";
+import { ConfdError } from "./errors.ts";
+import type { FlagValues } from "./flags.ts";
+import { parseLogLevel } from "./log.ts";
+import { defaults, envNames, OPTIONS, tomlNames, type Config, type OptionSpec } from "./options.ts";
+
+export interface LoadedConfig {
+  config: Config;
+  warnings: string[];
+  /** Notes for the debug log (which file was read, which was skipped). */
+  notes: string[];
+}
+
+export function loadConfig(flags: FlagValues, env: Readonly<Record<string, string | undefined>>): LoadedConfig {
+  const warnings: string[] = [];
+  const notes: string[] = [];
+  const config = defaults();
+  const fromEnv = readEnv(env);
+
+  const configFile = flags.configFile ?? fromEnv.configFile ?? config.configFile;
+  const explicit = flags.configFile !== undefined || fromEnv.configFile !== undefined;
+  if (existsSync(configFile)) {
+    Object.assign(config, readConfigFile(configFile, warnings));
+    notes.push(`Loaded config file ${configFile}`);
+  } else if (explicit) {
+    warnings.push(`config file ${configFile} does not exist; using flags, environment and defaults`);
+  } else {
+    notes.push(`Skipping config file ${configFile}: not found`);
+  }
+  Object.assign(config, fromEnv, stripUndefined(flags));
+  config.configFile = configFile;
+  validate(config);
+  return { config, warnings, notes };
+}
+
+function stripUndefined(values: FlagValues): Partial<Config> {
+  const out: Record<string, unknown> = {};
+  for (const o of OPTIONS) if (values[o.field] !== undefined) out[o.field] = values[o.field];
+  return out as Partial<Config>;
+}
+
+function readEnv(env: Readonly<Record<string, string | undefined>>): Partial<Config> {
+  const out: Record<string, unknown> = {};
+  for (const o of OPTIONS) {
+    for (const name of envNames(o)) {
+      const raw = env[name];
+      if (raw === undefined || raw === "") continue;
+      out[o.field] = coerce(o, raw, `environment variable ${name}`, { flag: name });
+      break;
+    }
+  }
+  return out as Partial<Config>;
+}
+
+function coerce(o: OptionSpec, raw: string, where: string, context: { flag?: string; file?: string; key?: string }): unknown {
+  switch (o.type) {
+    case "string":
+      return raw;
+    case "list":
+      return raw.split(",").map((s) => s.trim()).filter(Boolean);
+    case "number": {
+      const n = Number(raw);
+      if (raw.trim() === "" || !Number.isFinite(n)) throw new ConfdError(`${where}: "${raw}" is not a number`, context);
+      return n;
+    }
+    case "boolean": {
+      const b = parseBoolText(raw);
+      if (b === undefined) throw new ConfdError(`${where}: "${raw}" is not a boolean`, context);
+      return b;
+    }
+  }
+}
+
+function parseBoolText(s: string): boolean | undefined {
+  if (["1", "t", "true", "yes", "on"].includes(s.toLowerCase())) return true;
+  if (["0", "f", "false", "no", "off"].includes(s.toLowerCase())) return false;
+  return undefined;
+}
+
+const byTomlName = new Map<string, OptionSpec>();
+for (const o of OPTIONS) if (!o.cliOnly) for (const name of tomlNames(o)) byTomlName.set(name, o);
+
+export function readConfigFile(file: string, warnings: string[]): Partial<Config> {
+  const doc = parseToml(file);
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(doc)) {
+    const o = byTomlName.get(key);
+    if (!o) {
+      warnings.push(`${file}: unknown key "${key}" ignored`);
+      continue;
+    }
+    out[o.field] = tomlValue(o, value, file, key);
+  }
+  return out as Partial<Config>;
+}
+
+function tomlValue(o: OptionSpec, value: unknown, file: string, key: string): unknown {
+  const fail = (expected: string) =>
+    new ConfdError(`key "${key}" must be ${expected}, got ${JSON.stringify(value)}`, { file, key });
+  switch (o.type) {
+    case "string":
+      if (typeof value !== "string") throw fail("a string");
+      return value;
+    case "boolean":
+      if (typeof value !== "boolean") throw fail("true or false");
+      return value;
+    case "number":
+      if (typeof value !== "number") throw fail("a number");
+      return value;
+    case "list":
+      if (typeof value === "string") return [value];
+      if (!Array.isArray(value) || !value.every((v) => typeof v === "string")) throw fail("a list of strings");
+      return value;
+  }
+}
+
+/** Parses a TOML file; a syntax error names the file, line and column. */
+export function parseToml(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfdError(`cannot read: ${(err as Error).message}`, { file });
+  }
+  try {
+    return TOML.parse(text) as Record<string, unknown>;
+  } catch (err) {
+    const e = err as { line?: number; col?: number; message?: string };
+    const message = String(e.message ?? err).split("\n")[0]!.replace(/ at row \d+, col \d+, pos \d+:?$/, "");
+    throw new ConfdError(`invalid TOML: ${message}`, {
+      file,
+      line: e.line !== undefined ? e.line + 1 : undefined,
+      column: e.col !== undefined ? e.col + 1 : undefined,
+    });
+  }
+}
+
+function validate(config: Config): void {
+  const level = parseLogLevel(config.logLevel);
+  if (!level) throw new ConfdError(`unknown log level "${config.logLevel}" (debug, info, warning, error)`, { flag: "-log-level" });
+  config.logLevel = level;
+  if (config.logFormat !== "text" && config.logFormat !== "json") {
+    throw new ConfdError(`unknown log format "${config.logFormat}" (text, json)`, { flag: "-log-format" });
+  }
+  if (!(config.interval > 0)) throw new ConfdError(`interval must be a positive number of seconds, got ${config.interval}`, { flag: "-interval" });
+}

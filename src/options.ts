@@ -1,0 +1,114 @@
+// The one table of every option: its flag name (confd's), type, default, help text and the confd.toml
+// spellings it answers to. The flag parser, the environment reader and the config-file reader all
+// derive from this table, so an option cannot exist in one place and be missing from another.
+
+export type OptionType = "string" | "boolean" | "number" | "list";
+
+export interface Config {
+  backend: string;
+  nodes: string[];
+  confdir: string;
+  configFile: string;
+  onetime: boolean;
+  watch: boolean;
+  interval: number;
+  prefix: string;
+  noop: boolean;
+  syncOnly: boolean;
+  keepStageFile: boolean;
+  logLevel: string;
+  logFormat: string;
+  scheme: string;
+  srvDomain: string;
+  srvRecord: string;
+  clientCert: string;
+  clientKey: string;
+  clientCaKeys: string;
+  clientInsecure: boolean;
+  basicAuth: boolean;
+  username: string;
+  password: string;
+  authToken: string;
+  authType: string;
+  appId: string;
+  userId: string;
+  roleId: string;
+  secretId: string;
+  path: string;
+  table: string;
+  separator: string;
+  files: string[];
+  filter: string;
+  version: boolean;
+}
+
+export interface OptionSpec {
+  flag: string;
+  field: keyof Config;
+  type: OptionType;
+  default: string | boolean | number | string[];
+  description: string;
+  /** confd.toml keys besides the flag name and its underscore form. */
+  tomlAliases?: string[];
+  /** Environment variables besides CONFD_<FLAG_WITH_UNDERSCORES>. */
+  envAliases?: string[];
+  /** Never printed, never logged. */
+  secret?: boolean;
+  /** Only meaningful on the command line (not in confd.toml). */
+  cliOnly?: boolean;
+}
+
+export const OPTIONS: readonly OptionSpec[] = [
+  { flag: "backend", field: "backend", type: "string", default: "etcd", description: "backend to use (etcd, etcdv3, consul, redis, file, env)" },
+  { flag: "node", field: "nodes", type: "list", default: [], description: "backend node, host:port or URL (repeatable)", tomlAliases: ["nodes", "backend_nodes"] },
+  { flag: "confdir", field: "confdir", type: "string", default: "/etc/confd", description: "confd conf directory (conf.d/ and templates/)" },
+  { flag: "config-file", field: "configFile", type: "string", default: "/etc/confd/confd.toml", description: "the confd config file", cliOnly: true },
+  { flag: "onetime", field: "onetime", type: "boolean", default: false, description: "run once and exit" },
+  { flag: "watch", field: "watch", type: "boolean", default: false, description: "enable watch support" },
+  { flag: "interval", field: "interval", type: "number", default: 600, description: "backend polling interval in seconds" },
+  { flag: "prefix", field: "prefix", type: "string", default: "", description: "key path prefix" },
+  { flag: "noop", field: "noop", type: "boolean", default: false, description: "only show pending changes" },
+  { flag: "sync-only", field: "syncOnly", type: "boolean", default: false, description: "sync without check_cmd and reload_cmd" },
+  { flag: "keep-stage-file", field: "keepStageFile", type: "boolean", default: false, description: "keep staged files" },
+  { flag: "log-level", field: "logLevel", type: "string", default: "info", description: "level which confd should log messages (debug, info, warning, error)" },
+  { flag: "log-format", field: "logFormat", type: "string", default: "text", description: "log line format: text (confd's) or json" },
+  { flag: "scheme", field: "scheme", type: "string", default: "http", description: "the backend URI scheme for nodes retrieved from DNS SRV records (http or https)" },
+  { flag: "srv-domain", field: "srvDomain", type: "string", default: "", description: "the name of the resource record" },
+  { flag: "srv-record", field: "srvRecord", type: "string", default: "", description: "the SRV record to search for backend nodes, e.g. _etcd-client._tcp.example.com" },
+  { flag: "client-cert", field: "clientCert", type: "string", default: "", description: "the client cert" },
+  { flag: "client-key", field: "clientKey", type: "string", default: "", description: "the client key" },
+  { flag: "client-ca-keys", field: "clientCaKeys", type: "string", default: "", description: "client ca keys", tomlAliases: ["client_cakeys", "client-cakeys"], envAliases: ["CONFD_CLIENT_CAKEYS"] },
+  { flag: "client-insecure", field: "clientInsecure", type: "boolean", default: false, description: "allow connections to TLS servers without verifying their certificates" },
+  { flag: "basic-auth", field: "basicAuth", type: "boolean", default: false, description: "use basic auth to authenticate (consul and etcd)" },
+  { flag: "username", field: "username", type: "string", default: "", description: "the username to authenticate as (vault and etcd)" },
+  { flag: "password", field: "password", type: "string", default: "", description: "the password to authenticate with (vault and etcd)", secret: true },
+  { flag: "auth-token", field: "authToken", type: "string", default: "", description: "auth bearer token to use", secret: true },
+  { flag: "auth-type", field: "authType", type: "string", default: "", description: "vault auth backend type to use" },
+  { flag: "app-id", field: "appId", type: "string", default: "", description: "vault app-id (auth-type app-id)" },
+  { flag: "user-id", field: "userId", type: "string", default: "", description: "vault user-id (auth-type app-id)", secret: true },
+  { flag: "role-id", field: "roleId", type: "string", default: "", description: "vault role-id (auth-type app-role or kubernetes)" },
+  { flag: "secret-id", field: "secretId", type: "string", default: "", description: "vault secret-id (auth-type app-role)", secret: true },
+  { flag: "path", field: "path", type: "string", default: "", description: "vault mount path of the auth method" },
+  { flag: "table", field: "table", type: "string", default: "", description: "the name of the DynamoDB table" },
+  { flag: "separator", field: "separator", type: "string", default: "", description: "the separator to replace '/' with when looking up keys (redis)" },
+  { flag: "file", field: "files", type: "list", default: [], description: "the YAML or JSON file or directory to read (file backend, repeatable)" },
+  { flag: "filter", field: "filter", type: "string", default: "*", description: "file name glob for --file directories (file backend)" },
+  { flag: "version", field: "version", type: "boolean", default: false, description: "print version and exit", cliOnly: true },
+];
+
+export function defaults(): Config {
+  const config: Record<string, unknown> = {};
+  for (const o of OPTIONS) config[o.field] = Array.isArray(o.default) ? [...o.default] : o.default;
+  return config as unknown as Config;
+}
+
+export function envNames(o: OptionSpec): string[] {
+  return [`CONFD_${o.flag.toUpperCase().replace(/-/g, "_")}`, ...(o.envAliases ?? [])];
+}
+
+/** confd.toml spellings: the flag, its underscore form, and aliases. */
+export function tomlNames(o: OptionSpec): string[] {
+  const names = [o.flag, o.flag.replace(/-/g, "_"), ...(o.tomlAliases ?? [])];
+  for (const a of o.tomlAliases ?? []) names.push(a.replace(/-/g, "_"), a.replace(/_/g, "-"));
+  return [...new Set(names)];
+}

@@ -1,0 +1,121 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { loadConfig } from "../src/config.ts";
+import { ConfdError } from "../src/errors.ts";
+import { parseFlags, usage, UsageError } from "../src/flags.ts";
+import { OPTIONS } from "../src/options.ts";
+import { tempDir, writeTree } from "./helpers.ts";
+
+const tmp = tempDir();
+afterAll(tmp.cleanup);
+
+describe("flags", () => {
+  test("Go-style spellings parse as confd users type them", () => {
+    expect(parseFlags(["-backend", "etcd", "-node", "a:1", "-node", "b:2", "-onetime"])).toEqual({ backend: "etcd", nodes: ["a:1", "b:2"], onetime: true });
+    expect(parseFlags(["--backend=etcdv3", "-watch=false", "--interval", "30", "-log-level=debug"])).toEqual({
+      backend: "etcdv3",
+      watch: false,
+      interval: 30,
+      logLevel: "debug",
+    });
+    expect(parseFlags(["-client-ca-keys", "/ca.pem", "-sync-only", "-keep-stage-file"])).toEqual({ clientCaKeys: "/ca.pem", syncOnly: true, keepStageFile: true });
+    expect(parseFlags(["-file", "a.yaml", "--file=b/", "-filter", "*.yml"])).toEqual({ files: ["a.yaml", "b/"], filter: "*.yml" });
+  });
+
+  test("an unknown flag is named", () => {
+    expect(() => parseFlags(["-bogus", "1"])).toThrow(new UsageError("flag provided but not defined: -bogus"));
+    expect(() => parseFlags(["--nodes=a"])).toThrow("flag provided but not defined: -nodes");
+  });
+
+  test("a flag without its value is named", () => {
+    expect(() => parseFlags(["-backend"])).toThrow("flag needs an argument: -backend");
+  });
+
+  test("a bad number is named", () => {
+    expect(() => parseFlags(["-interval", "soon"])).toThrow('invalid value "soon" for flag -interval');
+  });
+
+  test("--help lists every flag", () => {
+    const text = usage();
+    for (const o of OPTIONS) expect(text).toContain(`-${o.flag}`);
+  });
+});
+
+describe("precedence: flag > environment > confd.toml > default", () => {
+  const file = join(tmp.path, "confd.toml");
+  writeTree(tmp.path, {
+    "confd.toml": [
+      'backend = "file"',
+      'nodes = ["toml:1"]',
+      'log-level = "warning"',
+      'prefix = "/toml"',
+      "interval = 42",
+      'client_cakeys = "/toml/ca.pem"',
+      "sync-only = true",
+      'keep_stage_file = true',
+      'mystery = "x"',
+    ].join("\n"),
+  });
+
+  test("confd.toml overrides defaults, with confd's key spellings and their dash/underscore variants", () => {
+    const { config, warnings } = loadConfig({ configFile: file }, {});
+    expect(config.backend).toBe("file");
+    expect(config.nodes).toEqual(["toml:1"]);
+    expect(config.logLevel).toBe("warning");
+    expect(config.interval).toBe(42);
+    expect(config.clientCaKeys).toBe("/toml/ca.pem");
+    expect(config.syncOnly).toBe(true);
+    expect(config.keepStageFile).toBe(true);
+    expect(config.confdir).toBe("/etc/confd");
+    expect(warnings).toEqual([`${file}: unknown key "mystery" ignored`]);
+  });
+
+  test("environment overrides confd.toml; flags override both", () => {
+    const env = { CONFD_BACKEND: "env", CONFD_NODE: "e1:1, e2:2", CONFD_PREFIX: "/env", CONFD_CLIENT_CAKEYS: "/env/ca.pem", CONFD_INTERVAL: "7" };
+    const fromEnv = loadConfig({ configFile: file }, env).config;
+    expect(fromEnv.backend).toBe("env");
+    expect(fromEnv.nodes).toEqual(["e1:1", "e2:2"]);
+    expect(fromEnv.prefix).toBe("/env");
+    expect(fromEnv.clientCaKeys).toBe("/env/ca.pem");
+    expect(fromEnv.interval).toBe(7);
+    const fromFlags = loadConfig({ configFile: file, backend: "etcd", nodes: ["f:1"], interval: 3 }, env).config;
+    expect(fromFlags.backend).toBe("etcd");
+    expect(fromFlags.nodes).toEqual(["f:1"]);
+    expect(fromFlags.interval).toBe(3);
+    expect(fromFlags.prefix).toBe("/env");
+  });
+
+  test("CONFD_CONFIG_FILE selects the file", () => {
+    expect(loadConfig({}, { CONFD_CONFIG_FILE: file }).config.backend).toBe("file");
+  });
+
+  test("a named config file that is missing is a warning; defaults are confd's", () => {
+    const { config, warnings } = loadConfig({ configFile: join(tmp.path, "none.toml"), }, {});
+    expect(warnings[0]).toContain("does not exist");
+    expect(config.backend).toBe("etcd");
+    expect(config.interval).toBe(600);
+    expect(config.filter).toBe("*");
+    expect(config.scheme).toBe("http");
+  });
+
+  test("a TOML syntax error names the file, line and column", () => {
+    writeTree(tmp.path, { "bad.toml": 'backend = "file"\nnodes = [\n' });
+    try {
+      loadConfig({ configFile: join(tmp.path, "bad.toml") }, {});
+      throw new Error("expected an error");
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfdError);
+      expect((err as ConfdError).describe()).toMatch(new RegExp(`^${join(tmp.path, "bad.toml")}:3:\\d+: invalid TOML: `));
+    }
+  });
+
+  test("a value of the wrong type names the key and file", () => {
+    writeTree(tmp.path, { "typed.toml": 'interval = "10"\n' });
+    expect(() => loadConfig({ configFile: join(tmp.path, "typed.toml") }, {})).toThrow('key "interval" must be a number, got "10"');
+  });
+
+  test("bad environment values and log levels are named", () => {
+    expect(() => loadConfig({ configFile: file }, { CONFD_ONETIME: "maybe" })).toThrow('environment variable CONFD_ONETIME: "maybe" is not a boolean');
+    expect(() => loadConfig({ configFile: file, logLevel: "loud" }, {})).toThrow('unknown log level "loud"');
+  });
+});

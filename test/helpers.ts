@@ -1,0 +1,107 @@
+// Shared test helpers: temporary confdirs and running the CLI as a separate process, as a user would.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+
+export const ROOT = join(import.meta.dir, "..");
+export const CLI = join(ROOT, "src", "cli.ts");
+/** confd's upstream integration fixture, beside the project root. */
+export const SHARED_FIXTURE = join(ROOT, "..", "shared", "confd-integration");
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A clean environment: no CONFD_* from the developer's shell, and no /etc/confd/confd.toml by accident. */
+export function baseEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("CONFD_")) env[k] = v;
+  return { ...env, ...extra };
+}
+
+export async function runConfd(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<RunResult> {
+  const child = Bun.spawn([process.execPath, CLI, ...args], {
+    env: options.env ?? baseEnv(),
+    cwd: options.cwd ?? ROOT,
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  return { code, stdout, stderr };
+}
+
+/** Starts the CLI and returns the process, for tests that signal it or watch its output as it runs. */
+export function spawnConfd(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}) {
+  return Bun.spawn([process.execPath, CLI, ...args], {
+    env: options.env ?? baseEnv(),
+    cwd: options.cwd ?? ROOT,
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+}
+
+export function tempDir(prefix = "confd-test-"): { path: string; cleanup: () => void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** Writes files given as { "relative/path": "content" } under root. */
+export function writeTree(root: string, files: Record<string, string>): void {
+  for (const [rel, content] of Object.entries(files)) {
+    const path = join(root, rel);
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, content);
+  }
+}
+
+/** Collects a stream's lines as they arrive, so tests wait for an event instead of sleeping. */
+export class Lines {
+  readonly seen: string[] = [];
+  private waiters: { pattern: RegExp; from: number; resolve: (line: string) => void; reject: (e: Error) => void }[] = [];
+  private ended = false;
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    void this.pump(stream);
+  }
+
+  private async pump(stream: ReadableStream<Uint8Array>): Promise<void> {
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for await (const chunk of stream) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let nl: number;
+      while ((nl = buffer.indexOf("\n")) >= 0) {
+        this.seen.push(buffer.slice(0, nl));
+        buffer = buffer.slice(nl + 1);
+      }
+      this.check();
+    }
+    if (buffer) this.seen.push(buffer);
+    this.ended = true;
+    this.check();
+  }
+
+  private check(): void {
+    this.waiters = this.waiters.filter((w) => {
+      const index = this.seen.findIndex((line, i) => i >= w.from && w.pattern.test(line));
+      if (index >= 0) w.resolve(this.seen[index]!);
+      else if (this.ended) w.reject(new Error(`output ended before a line matched ${w.pattern}; saw:\n${this.seen.join("\n")}`));
+      else return true;
+      return false;
+    });
+  }
+
+  /** Resolves with the first line matching `pattern`, looking at lines from index `from` on. */
+  waitFor(pattern: RegExp, from = 0): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ pattern, from, resolve, reject });
+      this.check();
+    });
+  }
+
+  text(): string {
+    return this.seen.join("\n");
+  }
+}
