@@ -1,0 +1,228 @@
+// Template resources: every `*.toml` under <confdir>/conf.d (recursively), its `[template]` table read
+// and checked into a ResourceSpec, the plain data a worker needs to render and sync one destination.
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join, posix, relative } from "node:path";
+import { parseToml } from "./config.ts";
+import { ConfdError, withContext } from "./errors.ts";
+
+export interface ResourceSpec {
+  /** The conf.d file's path relative to conf.d, without ".toml": how logs and errors name the resource. */
+  name: string;
+  /** The conf.d file. */
+  file: string;
+  /** The template file, <confdir>/templates/<src>. */
+  src: string;
+  dest: string;
+  /** Keys as written in the resource, relative to `prefix`. */
+  keys: string[];
+  /** Global prefix joined with the resource's own, always starting with "/". */
+  prefix: string;
+  /** Permission bits; when unset the destination keeps its mode (0644 for a new file), as in confd. */
+  mode?: number;
+  /** Owner and group; when unset, the process's own (as confd does). */
+  uid?: number;
+  gid?: number;
+  checkCmd: string;
+  reloadCmd: string;
+  checkTimeoutMs: number;
+  reloadTimeoutMs: number;
+}
+
+export const DEFAULT_CHECK_TIMEOUT_MS = 30_000;
+export const DEFAULT_RELOAD_TIMEOUT_MS = 60_000;
+
+const KNOWN_KEYS = new Set([
+  "src", "dest", "keys", "prefix", "mode", "uid", "gid", "owner", "group",
+  "check_cmd", "reload_cmd", "check_timeout", "reload_timeout",
+]);
+
+export interface LoadedResources {
+  resources: ResourceSpec[];
+  errors: ConfdError[];
+  warnings: string[];
+}
+
+export interface LoadOptions {
+  confdir: string;
+  prefix: string;
+  /** Platform users and groups, injectable for tests; by default read from /etc/passwd and /etc/group. */
+  lookupUser?: (name: string) => number | undefined;
+  lookupGroup?: (name: string) => number | undefined;
+}
+
+export function loadResources(options: LoadOptions): LoadedResources {
+  const confDir = join(options.confdir, "conf.d");
+  const result: LoadedResources = { resources: [], errors: [], warnings: [] };
+  if (!existsSync(confDir)) {
+    result.warnings.push(`cannot load template resources: confdir '${confDir}' does not exist`);
+    return result;
+  }
+  for (const file of findToml(confDir)) {
+    const name = relative(confDir, file).replace(/\\/g, "/").replace(/\.toml$/, "");
+    try {
+      result.resources.push(readResource(file, name, options, result.warnings));
+    } catch (err) {
+      result.errors.push(withContext(err, { resource: name, file }));
+    }
+  }
+  rejectDuplicateDestinations(result);
+  if (result.resources.length === 0 && result.errors.length === 0) {
+    result.warnings.push(`no template resources found in ${confDir}`);
+  }
+  return result;
+}
+
+function findToml(dir: string): string[] {
+  const out: string[] = [];
+  const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...findToml(path));
+    else if (entry.name.endsWith(".toml")) out.push(path);
+  }
+  return out;
+}
+
+function readResource(file: string, name: string, options: LoadOptions, warnings: string[]): ResourceSpec {
+  const doc = parseToml(file);
+  const t = doc.template;
+  if (t === undefined || t === null || typeof t !== "object" || Array.isArray(t)) {
+    throw new ConfdError("missing [template] table", { file });
+  }
+  const table = t as Record<string, unknown>;
+  for (const key of Object.keys(doc)) if (key !== "template") warnings.push(`${file}: unknown table or key "${key}" ignored`);
+  for (const key of Object.keys(table)) if (!KNOWN_KEYS.has(key)) warnings.push(`${file}: unknown key "template.${key}" ignored`);
+
+  const str = (key: string, required = false): string => {
+    const v = table[key];
+    if (v === undefined) {
+      if (required) throw new ConfdError(`missing required key "${key}"`, { file, key });
+      return "";
+    }
+    if (typeof v !== "string") throw new ConfdError(`key "${key}" must be a string, got ${JSON.stringify(v)}`, { file, key });
+    return v;
+  };
+
+  const src = str("src", true);
+  const dest = str("dest", true);
+  if (src === "") throw new ConfdError(`key "src" is empty`, { file, key: "src" });
+  if (dest === "") throw new ConfdError(`key "dest" is empty`, { file, key: "dest" });
+  const srcPath = join(options.confdir, "templates", src);
+  if (!existsSync(srcPath) || !statSync(srcPath).isFile()) {
+    throw new ConfdError(`template ${srcPath} does not exist`, { file, key: "src" });
+  }
+
+  const keys = table.keys ?? [];
+  if (!Array.isArray(keys) || !keys.every((k) => typeof k === "string")) {
+    throw new ConfdError(`key "keys" must be a list of strings`, { file, key: "keys" });
+  }
+
+  return {
+    name,
+    file,
+    src: srcPath,
+    dest,
+    keys: [...new Set(keys as string[])],
+    prefix: posix.join("/", options.prefix, str("prefix")),
+    mode: parseMode(str("mode"), file),
+    uid: owner(table, "uid", "owner", file, options.lookupUser ?? ((n) => lookupId("/etc/passwd", n))),
+    gid: owner(table, "gid", "group", file, options.lookupGroup ?? ((n) => lookupId("/etc/group", n))),
+    checkCmd: str("check_cmd"),
+    reloadCmd: str("reload_cmd"),
+    checkTimeoutMs: parseDuration(table.check_timeout, "check_timeout", file) ?? DEFAULT_CHECK_TIMEOUT_MS,
+    reloadTimeoutMs: parseDuration(table.reload_timeout, "reload_timeout", file) ?? DEFAULT_RELOAD_TIMEOUT_MS,
+  };
+}
+
+/**
+ * Modes are octal whether or not they start with 0: "644" and "0644" both mean rw-r--r--.
+ * (confd parses "644" as decimal 644, i.e. 01204: a bug we do not copy.)
+ */
+export function parseMode(text: string, file: string): number | undefined {
+  if (text === "") return undefined;
+  const m = /^(?:0o?)?([0-7]{1,4})$/i.exec(text.trim());
+  if (!m) throw new ConfdError(`key "mode" must be an octal file mode like "0644", got "${text}"`, { file, key: "mode" });
+  return parseInt(m[1]!, 8);
+}
+
+function owner(
+  table: Record<string, unknown>,
+  idKey: string,
+  nameKey: string,
+  file: string,
+  lookup: (name: string) => number | undefined,
+): number | undefined {
+  const id = table[idKey];
+  const name = table[nameKey];
+  if (id !== undefined && name !== undefined) {
+    throw new ConfdError(`set either "${idKey}" or "${nameKey}", not both`, { file, key: nameKey });
+  }
+  if (id !== undefined) {
+    if (typeof id !== "number" || !Number.isInteger(id) || id < -1) {
+      throw new ConfdError(`key "${idKey}" must be a non-negative integer, got ${JSON.stringify(id)}`, { file, key: idKey });
+    }
+    return id === -1 ? undefined : id;
+  }
+  if (name === undefined) return undefined;
+  if (typeof name !== "string") throw new ConfdError(`key "${nameKey}" must be a string`, { file, key: nameKey });
+  if (/^\d+$/.test(name)) return Number(name);
+  const resolved = lookup(name);
+  if (resolved === undefined) throw new ConfdError(`unknown ${nameKey} "${name}"`, { file, key: nameKey });
+  return resolved;
+}
+
+/** Looks a user or group name up in a passwd-format file (name:x:id:...). */
+function lookupId(db: string, name: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(db, "utf8");
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split("\n")) {
+    const [entry, , id] = line.split(":");
+    if (entry === name && id !== undefined && /^\d+$/.test(id)) return Number(id);
+  }
+  return undefined;
+}
+
+/** "45s", "2m", "1h30m", "500ms" or a number of seconds. */
+export function parseDuration(value: unknown, key: string, file: string): number | undefined {
+  if (value === undefined) return undefined;
+  const fail = () => new ConfdError(`key "${key}" must be a duration like "45s" or "2m", got ${JSON.stringify(value)}`, { file, key });
+  if (typeof value === "number") {
+    if (!(value > 0)) throw fail();
+    return value * 1000;
+  }
+  if (typeof value !== "string") throw fail();
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const text = value.trim();
+  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
+  let total = 0;
+  let matched = 0;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    total += Number(m[1]) * units[m[2]!]!;
+    matched = re.lastIndex;
+  }
+  if (matched !== text.length || total <= 0) throw fail();
+  return total;
+}
+
+function rejectDuplicateDestinations(result: LoadedResources): void {
+  const byDest = new Map<string, ResourceSpec[]>();
+  for (const r of result.resources) byDest.set(r.dest, [...(byDest.get(r.dest) ?? []), r]);
+  for (const [dest, owners] of byDest) {
+    if (owners.length < 2) continue;
+    const files = owners.map((r) => r.file).join(" and ");
+    for (const r of owners) {
+      result.errors.push(new ConfdError(`destination ${dest} is also written by another resource (${files})`, { resource: r.name, file: r.file, key: "dest" }));
+    }
+    result.resources = result.resources.filter((r) => r.dest !== dest);
+  }
+}
+
+/** The store keys a resource reads: its keys joined to its prefix. */
+export function storeKeys(r: ResourceSpec): string[] {
+  return r.keys.map((k) => posix.join(r.prefix, k));
+}
