@@ -1,0 +1,135 @@
+// The main thread's handle on one resource's worker: start it, send it values to sync, and when it
+// throws or dies, report it under the resource's name and start a new one with backoff. Other
+// resources' workers are separate threads and never notice.
+import { ConfdError, type ErrorData } from "./errors.ts";
+import type { LogRecord } from "./log.ts";
+import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
+import type { SyncOutcome } from "./sync.ts";
+
+export interface WorkerHooks {
+  log: (record: LogRecord) => void;
+  report: (text: string) => void;
+}
+
+const DEFAULT_URL = new URL("./worker.ts", import.meta.url);
+const BACKOFF_START_MS = 100;
+const BACKOFF_CAP_MS = 30_000;
+
+interface Pending {
+  resolve: (outcome: SyncOutcome) => void;
+  reject: (error: ConfdError) => void;
+}
+
+export class ResourceWorker {
+  private worker: Worker | undefined;
+  private ready: Promise<void> | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private readonly inflight = new Set<Promise<unknown>>();
+  private nextId = 1;
+  private failures = 0;
+  private restartTimer: ReturnType<typeof setTimeout> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly init: WorkerInit,
+    private readonly hooks: WorkerHooks,
+    /** The worker entry; tests pass their own to make a worker crash on purpose. */
+    private readonly url: URL = DEFAULT_URL,
+  ) {}
+
+  get name(): string {
+    return this.init.resource.name;
+  }
+
+  /** Starts the worker; resolves once it has its template and can sync. */
+  start(): Promise<void> {
+    this.ready ??= new Promise<void>((resolve, reject) => {
+      const worker = new Worker(this.url);
+      this.worker = worker;
+      worker.onmessage = (event: MessageEvent<FromWorker>) => {
+        const m = event.data;
+        if (m.type === "ready") {
+          resolve();
+        } else if (m.type === "log") {
+          this.hooks.log({ ...m.record, fields: { resource: this.name, ...m.record.fields } });
+        } else if (m.type === "report") {
+          this.hooks.report(m.text);
+        } else {
+          const p = this.pending.get(m.id);
+          this.pending.delete(m.id);
+          if (m.type === "done") {
+            this.failures = 0;
+            p?.resolve(m.outcome);
+          } else {
+            p?.reject(ConfdError.fromData(m.error));
+          }
+        }
+      };
+      worker.onerror = (event: ErrorEvent) => {
+        event.preventDefault();
+        this.crashed(worker, crashReason(event), reject);
+      };
+      worker.addEventListener("close", () => this.crashed(worker, "exited", reject));
+      worker.postMessage({ type: "init", init: this.init } satisfies ToWorker);
+    });
+    return this.ready;
+  }
+
+  /** Renders and syncs with these values; rejects with the resource's error. */
+  async sync(values: Map<string, string>): Promise<SyncOutcome> {
+    if (this.stopped) throw new ConfdError("worker is stopped", { resource: this.name });
+    await this.start();
+    const id = this.nextId++;
+    const result = new Promise<SyncOutcome>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker!.postMessage({ type: "sync", id, values: [...values] } satisfies ToWorker);
+    });
+    this.inflight.add(result);
+    result.then(
+      () => this.inflight.delete(result),
+      () => this.inflight.delete(result),
+    );
+    return result;
+  }
+
+  /** Waits for the syncs in flight (their commands have their own timeouts), then ends the thread. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.restartTimer);
+    await Promise.allSettled([...this.inflight]);
+    const worker = this.worker;
+    this.worker = undefined;
+    worker?.terminate();
+  }
+
+  private crashed(worker: Worker, why: string, rejectStart: (e: ConfdError) => void): void {
+    if (worker !== this.worker) return;
+    this.worker = undefined;
+    this.ready = undefined;
+    worker.terminate();
+    if (this.stopped) return;
+    this.failures++;
+    const error: ErrorData = { message: `worker crashed: ${why}`, context: { resource: this.name, file: this.init.resource.file } };
+    rejectStart(ConfdError.fromData(error));
+    for (const p of this.pending.values()) p.reject(ConfdError.fromData(error));
+    this.pending.clear();
+    const delay = backoff(this.failures);
+    this.hooks.log({ level: "error", message: `worker crashed (${why}); restarting in ${Math.round(delay)} ms`, fields: { resource: this.name } });
+    this.restartTimer = setTimeout(() => {
+      if (!this.stopped) this.start().catch(() => {});
+    }, delay);
+  }
+}
+
+/** Bun's ErrorEvent message carries a source excerpt; the error itself is the useful part. */
+function crashReason(event: ErrorEvent): string {
+  if (event.error instanceof Error) return event.error.message;
+  const line = /^error: (.*)$/m.exec(event.message ?? "");
+  return line?.[1] ?? (event.message || "uncaught error");
+}
+
+/** Exponential backoff with full jitter in its upper half, capped. */
+export function backoff(failures: number): number {
+  const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_START_MS * 2 ** Math.max(0, failures - 1));
+  return ceiling / 2 + (Math.random() * ceiling) / 2;
+}

@@ -1,0 +1,57 @@
+import { expect, test } from "bun:test";
+import { ConfdError } from "../src/errors.ts";
+import type { LogRecord } from "../src/log.ts";
+import type { WorkerInit } from "../src/protocol.ts";
+import { backoff, ResourceWorker } from "../src/workers.ts";
+
+const url = new URL("./fixtures/crashing-worker.ts", import.meta.url);
+
+function init(name: string): WorkerInit {
+  return {
+    resource: { name, file: `/conf.d/${name}.toml`, src: "", dest: `/out/${name}`, keys: [], prefix: "/", checkCmd: "", reloadCmd: "", checkTimeoutMs: 1, reloadTimeoutMs: 1 },
+    template: { file: "", spec: "", partials: {} },
+    noop: false,
+    syncOnly: false,
+    keepStageFile: false,
+  };
+}
+
+test("a crashed worker is reported with its resource's name and restarted; other resources keep syncing", async () => {
+  const logs: LogRecord[] = [];
+  const restarted = Promise.withResolvers<void>();
+  const hooks = {
+    log: (r: LogRecord) => {
+      logs.push(r);
+      if (r.message.includes("restarting")) restarted.resolve();
+    },
+    report: () => {},
+  };
+  const a = new ResourceWorker(init("a"), hooks, url);
+  const b = new ResourceWorker(init("b"), hooks, url);
+  await Promise.all([a.start(), b.start()]);
+  try {
+    const crash = a.sync(new Map([["/crash", "1"]]));
+    await expect(crash).rejects.toBeInstanceOf(ConfdError);
+    await expect(crash).rejects.toThrow("worker crashed: boom");
+    await restarted.promise;
+    expect(logs.find((r) => r.level === "error")?.fields).toEqual({ resource: "a" });
+    // b never noticed; a syncs again once restarted.
+    expect(await b.sync(new Map([["/k", "v"]]))).toEqual({ changed: true, outOfSync: true });
+    expect(await a.sync(new Map([["/k", "v"]]))).toEqual({ changed: true, outOfSync: true });
+  } finally {
+    await Promise.all([a.stop(), b.stop()]);
+  }
+});
+
+test("backoff grows exponentially with jitter and is capped at 30 s", () => {
+  for (let i = 0; i < 50; i++) {
+    const first = backoff(1);
+    expect(first).toBeGreaterThanOrEqual(50);
+    expect(first).toBeLessThanOrEqual(100);
+    const fourth = backoff(4);
+    expect(fourth).toBeGreaterThanOrEqual(400);
+    expect(fourth).toBeLessThanOrEqual(800);
+    expect(backoff(40)).toBeLessThanOrEqual(30_000);
+    expect(backoff(40)).toBeGreaterThanOrEqual(15_000);
+  }
+});
