@@ -6,7 +6,8 @@ import { join } from "node:path";
 
 const dir = mkdtempSync(join(tmpdir(), "confd-test-report-"));
 const report = join(dir, "junit.xml");
-const child = Bun.spawn([process.execPath, "test", "--reporter=junit", `--reporter-outfile=${report}`, ...process.argv.slice(2)], {
+// Tests run the CLI and real commands as processes; bun's 5 s default is tight on a loaded 2-core machine.
+const child = Bun.spawn([process.execPath, "test", "--timeout=30000", "--reporter=junit", `--reporter-outfile=${report}`, ...process.argv.slice(2)], {
   stdio: ["inherit", "inherit", "inherit"],
 });
 const code = await child.exited;

@@ -1,0 +1,54 @@
+// The backend contract, as small as confd's StoreClient: read the values under some keys, and wait for
+// a change. Deduplication, retries and scheduling live above it, once. Each store's client is loaded
+// only when selected, so a binary run with the file backend never pays for the etcd or redis libraries.
+import { ConfdError } from "../errors.ts";
+import type { Config } from "../options.ts";
+
+export interface StoreClient {
+  /**
+   * Every key equal to one of `keys` or below it (on a "/" boundary: "/app" covers "/app/x", not
+   * "/application"), with its value. Keys are absolute ("/database/host"), prefix included.
+   */
+  getValues(keys: readonly string[]): Promise<Map<string, string>>;
+  /**
+   * Resolves with a new index once something under `prefix` may have changed after `waitIndex`
+   * (0 means "no index yet": resolve at once). Rejects with the signal's reason when aborted.
+   */
+  watchPrefix(prefix: string, keys: readonly string[], waitIndex: number, signal: AbortSignal): Promise<number>;
+  close(): Promise<void>;
+}
+
+export const BACKENDS = ["env", "file"] as const;
+
+export async function createStoreClient(config: Config): Promise<StoreClient> {
+  switch (config.backend) {
+    case "env": {
+      const { EnvClient } = await import("./env.ts");
+      return new EnvClient(process.env);
+    }
+    case "file": {
+      if (config.files.length === 0) throw new ConfdError("the file backend needs at least one --file", { flag: "-file" });
+      const { FileClient } = await import("./file.ts");
+      return new FileClient(config.files, config.filter);
+    }
+    default:
+      throw new ConfdError(`backend "${config.backend}" is not available in this build (available: ${BACKENDS.join(", ")})`, {
+        flag: "-backend",
+      });
+  }
+}
+
+/** True when `key` is `under` itself or lies below it on a path boundary. */
+export function isUnder(key: string, under: string): boolean {
+  const base = under.length > 1 && under.endsWith("/") ? under.slice(0, -1) : under;
+  if (base === "/" || base === "") return true;
+  return key === base || key.startsWith(base + "/");
+}
+
+/** A promise that rejects when the signal aborts: a watch on a store that never changes. */
+export function untilAborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+  });
+}

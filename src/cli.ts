@@ -1,0 +1,132 @@
+#!/usr/bin/env bun
+// The confd command: parse flags, load the configuration and the template resources, own the store
+// client, start one worker per resource, run once or on an interval, and stop cleanly on a signal.
+import { join } from "node:path";
+import pkg from "../package.json" with { type: "json" };
+import { createStoreClient, type StoreClient } from "./backends/index.ts";
+import { loadConfig } from "./config.ts";
+import { ConfdError, describeError, withContext } from "./errors.ts";
+import { parseFlags, usage, UsageError } from "./flags.ts";
+import { compileHandlebars, type CompiledTemplate } from "./handlebars.ts";
+import { configureLog, emit, log, redact, type LogFormat, type LogLevel } from "./log.ts";
+import { OPTIONS, type Config } from "./options.ts";
+import { processAll, runInterval, type Job } from "./processor.ts";
+import { loadResources, type ResourceSpec } from "./resource.ts";
+import { ResourceWorker } from "./workers.ts";
+
+/** How long a signal waits for syncs in flight before exiting anyway (commands have their own timeouts). */
+const SHUTDOWN_GRACE_MS = 90_000;
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let flags;
+  try {
+    flags = parseFlags(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`confd: ${err.message}\nRun 'confd --help' for usage.\n`);
+    return 2;
+  }
+  if (flags.help) {
+    process.stdout.write(usage());
+    return 0;
+  }
+  if (flags.version) {
+    process.stdout.write(`confd ${pkg.version}\n`);
+    return 0;
+  }
+
+  let config: Config;
+  try {
+    const loaded = loadConfig(flags, process.env);
+    config = loaded.config;
+    configureLog({ level: config.logLevel as LogLevel, format: config.logFormat as LogFormat });
+    for (const note of loaded.notes) log.debug(note);
+    for (const warning of loaded.warnings) log.warning(warning);
+  } catch (err) {
+    log.fatal(describeError(withContext(err, {})));
+    return 1;
+  }
+  for (const o of OPTIONS) if (o.secret) redact(String(config[o.field]));
+
+  if (config.watch) {
+    log.fatal("watch mode is not available yet in this build; use -interval or -onetime");
+    return 1;
+  }
+  log.info(`Backend set to ${config.backend}`);
+
+  let client: StoreClient;
+  try {
+    client = await createStoreClient(config);
+  } catch (err) {
+    log.fatal(describeError(withContext(err, {})));
+    return 1;
+  }
+
+  const { jobs, loadFailures } = prepareJobs(config);
+  const stop = new AbortController();
+  const onSignal = (signal: string) => {
+    if (stop.signal.aborted) return;
+    log.info(`Received ${signal}; finishing syncs in progress, then exiting`);
+    stop.abort();
+    setTimeout(() => {
+      log.warning(`syncs still running after ${SHUTDOWN_GRACE_MS / 1000}s; exiting`);
+      process.exit(0);
+    }, SHUTDOWN_GRACE_MS).unref();
+  };
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGINT", () => onSignal("SIGINT"));
+
+  try {
+    await Promise.all(jobs.map((j) => j.worker.start().catch(() => {})));
+    if (config.onetime) {
+      const result = await processAll(client, jobs);
+      if (stop.signal.aborted) return 0;
+      return result.failed + loadFailures > 0 ? 1 : 0;
+    }
+    log.info(`Processing every ${config.interval}s`);
+    await runInterval(client, jobs, config.interval * 1000, stop.signal);
+    return 0;
+  } finally {
+    await Promise.all(jobs.map((j) => j.worker.stop()));
+    await client.close();
+  }
+}
+
+/** Loads and compiles every resource; a resource that cannot be loaded is reported and left out. */
+function prepareJobs(config: Config): { jobs: Job[]; loadFailures: number } {
+  log.debug(`Loading template resources from confdir ${config.confdir}`);
+  const loaded = loadResources({ confdir: config.confdir, prefix: config.prefix });
+  for (const warning of loaded.warnings) log.warning(warning);
+  const errors: ConfdError[] = [...loaded.errors];
+  const compiled = new Map<string, CompiledTemplate>();
+  const jobs: Job[] = [];
+  const templatesDir = join(config.confdir, "templates");
+  for (const resource of loaded.resources) {
+    try {
+      const template = compiled.get(resource.src) ?? compileHandlebars(resource.src, templatesDir);
+      compiled.set(resource.src, template);
+      jobs.push({ resource, worker: newWorker(resource, template, config) });
+    } catch (err) {
+      errors.push(withContext(err, { resource: resource.name }));
+    }
+  }
+  for (const e of errors) log.error(e.describe());
+  return { jobs, loadFailures: errors.length };
+}
+
+function newWorker(resource: ResourceSpec, template: CompiledTemplate, config: Config): ResourceWorker {
+  return new ResourceWorker(
+    { resource, template, noop: config.noop, syncOnly: config.syncOnly, keepStageFile: config.keepStageFile },
+    { log: emit, report: (text) => process.stdout.write(text) },
+  );
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err) => {
+      log.fatal(`unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      process.exit(1);
+    },
+  );
+}

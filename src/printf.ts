@@ -1,0 +1,996 @@
+// Go's fmt for template values: Sprintf (verbs, flags, width, precision, argument
+// indexes and the %!verb(...) error forms), %v printing of values, and the Go view of
+// a JavaScript value (kind and type name) that the function library shares.
+import { GoTime } from "./gotime.ts";
+
+export type GoKind = "nil" | "bool" | "int" | "float" | "string" | "slice" | "map" | "struct" | "func";
+
+// Store pairs and SRV records are Go structs in confd, so they print as {a b}, not as
+// maps. They are recognised by shape because they are plain objects on this side.
+const STRUCTS: ReadonlyArray<{ type: string; fields: readonly string[] }> = [
+  { type: "memkv.KVPair", fields: ["Key", "Value"] },
+  { type: "net.SRV", fields: ["Target", "Port", "Priority", "Weight"] },
+];
+
+function structOf(v: object): { type: string; fields: readonly string[] } | undefined {
+  const keys = Object.keys(v);
+  return STRUCTS.find((s) => s.fields.length === keys.length && s.fields.every((f) => Object.hasOwn(v, f)));
+}
+
+// Numbers that are safe integers are Go ints; JavaScript cannot tell 1 from 1.0, so a
+// JSON float with no fraction is an int here.
+export function goKind(v: unknown): GoKind {
+  switch (typeof v) {
+    case "undefined":
+      return "nil";
+    case "boolean":
+      return "bool";
+    case "number":
+      return Number.isSafeInteger(v) ? "int" : "float";
+    case "bigint":
+      return "int";
+    case "string":
+      return "string";
+    case "function":
+    case "symbol":
+      return "func";
+  }
+  if (v === null) return "nil";
+  if (Array.isArray(v)) return "slice";
+  if (v instanceof Map) return "map";
+  if (v instanceof GoTime || v instanceof Date) return "struct";
+  return typeof v === "object" && structOf(v) !== undefined ? "struct" : "map";
+}
+
+export function goTypeName(v: unknown): string {
+  switch (goKind(v)) {
+    case "nil":
+      return "<nil>";
+    case "bool":
+      return "bool";
+    case "int":
+      return typeof v === "bigint" ? "int64" : "int";
+    case "float":
+      return "float64";
+    case "string":
+      return "string";
+    case "slice":
+      return "[]interface {}";
+    case "map":
+      return "map[string]interface {}";
+    case "func":
+      return "func()";
+    case "struct":
+      if (typeof v === "object" && v !== null && !(v instanceof GoTime) && !(v instanceof Date)) {
+        return structOf(v)?.type ?? "struct";
+      }
+      return "time.Time";
+  }
+}
+
+// Go orders strings by their UTF-8 bytes, which is code point order; UTF-16 code unit
+// order differs only where a surrogate pair meets a character from U+E000 to U+FFFF.
+export function compareGoStrings(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    const xs = x >= 0xd800 && x <= 0xdfff;
+    const ys = y >= 0xd800 && y <= 0xdfff;
+    if (xs !== ys) return xs ? 1 : -1;
+    return x < y ? -1 : 1;
+  }
+  return a.length < b.length ? -1 : 1;
+}
+
+// strconv.Quote.
+export function goQuote(s: string): string {
+  return quoteWith(s, '"', false);
+}
+
+export function formatValue(v: unknown): string {
+  const p = newPrinter();
+  printArg(p, v, "v", 0);
+  return p.out;
+}
+
+export function sprintf(format: string, args: readonly unknown[]): string {
+  const p = newPrinter();
+  const f = p.f;
+  const end = format.length;
+  let argNum = 0;
+  let afterIndex = false;
+  let i = 0;
+  while (i < end) {
+    p.goodArgNum = true;
+    const lasti = i;
+    while (i < end && format[i] !== "%") i++;
+    if (i > lasti) p.out += format.slice(lasti, i);
+    if (i >= end) break;
+    i++;
+
+    clearFlags(f);
+    flags: for (; i < end; i++) {
+      switch (format[i]) {
+        case "#":
+          f.sharp = true;
+          break;
+        case "0":
+          f.zero = true;
+          break;
+        case "+":
+          f.plus = true;
+          break;
+        case "-":
+          f.minus = true;
+          break;
+        case " ":
+          f.space = true;
+          break;
+        default:
+          break flags;
+      }
+    }
+
+    [argNum, i, afterIndex] = argNumber(p, argNum, format, i, args.length);
+
+    if (i < end && format[i] === "*") {
+      i++;
+      [f.wid, f.widPresent, argNum] = intFromArg(args, argNum);
+      if (!f.widPresent) p.out += "%!(BADWIDTH)";
+      if (f.wid < 0) {
+        f.wid = -f.wid;
+        f.minus = true;
+      }
+      afterIndex = false;
+    } else {
+      [f.wid, f.widPresent, i] = parseNum(format, i, end);
+      if (afterIndex && f.widPresent) p.goodArgNum = false;
+    }
+
+    if (i + 1 < end && format[i] === ".") {
+      i++;
+      if (afterIndex) p.goodArgNum = false;
+      [argNum, i, afterIndex] = argNumber(p, argNum, format, i, args.length);
+      if (i < end && format[i] === "*") {
+        i++;
+        [f.prec, f.precPresent, argNum] = intFromArg(args, argNum);
+        if (f.prec < 0) {
+          f.prec = 0;
+          f.precPresent = false;
+        }
+        if (!f.precPresent) p.out += "%!(BADPREC)";
+        afterIndex = false;
+      } else {
+        [f.prec, f.precPresent, i] = parseNum(format, i, end);
+        if (!f.precPresent) {
+          f.prec = 0;
+          f.precPresent = true;
+        }
+      }
+    }
+
+    if (!afterIndex) [argNum, i, afterIndex] = argNumber(p, argNum, format, i, args.length);
+
+    if (i >= end) {
+      p.out += "%!(NOVERB)";
+      break;
+    }
+
+    const verb = String.fromCodePoint(format.codePointAt(i) ?? 0);
+    i += verb.length;
+
+    if (verb === "%") {
+      p.out += "%";
+    } else if (!p.goodArgNum) {
+      p.out += `%!${verb}(BADINDEX)`;
+    } else if (argNum >= args.length) {
+      p.out += `%!${verb}(MISSING)`;
+    } else {
+      if (verb === "v") {
+        f.sharpV = f.sharp;
+        f.sharp = false;
+        f.plusV = f.plus;
+        f.plus = false;
+      }
+      printArg(p, args[argNum], verb, 0);
+      argNum++;
+    }
+  }
+
+  // Like Go, leftovers are only reported when no explicit index reordered the arguments.
+  if (!p.reordered && argNum < args.length) {
+    clearFlags(f);
+    p.out += "%!(EXTRA ";
+    args.slice(argNum).forEach((arg, n) => {
+      if (n > 0) p.out += ", ";
+      if (arg === null || arg === undefined) {
+        p.out += "<nil>";
+      } else {
+        p.out += goTypeName(arg) + "=";
+        printArg(p, arg, "v", 0);
+      }
+    });
+    p.out += ")";
+  }
+  return p.out;
+}
+
+interface Flags {
+  widPresent: boolean;
+  precPresent: boolean;
+  minus: boolean;
+  plus: boolean;
+  sharp: boolean;
+  space: boolean;
+  zero: boolean;
+  // %+v and %#v are their own formats: plus and sharp are moved here for the 'v' verb.
+  plusV: boolean;
+  sharpV: boolean;
+  wid: number;
+  prec: number;
+}
+
+interface Printer {
+  out: string;
+  f: Flags;
+  // The operand being printed, for the %!verb(type=value) form.
+  arg: unknown;
+  erroring: boolean;
+  reordered: boolean;
+  goodArgNum: boolean;
+}
+
+function newPrinter(): Printer {
+  const f: Flags = {
+    widPresent: false,
+    precPresent: false,
+    minus: false,
+    plus: false,
+    sharp: false,
+    space: false,
+    zero: false,
+    plusV: false,
+    sharpV: false,
+    wid: 0,
+    prec: 0,
+  };
+  return { out: "", f, arg: undefined, erroring: false, reordered: false, goodArgNum: true };
+}
+
+function clearFlags(f: Flags): void {
+  f.widPresent = f.precPresent = f.minus = f.plus = f.sharp = f.space = f.zero = f.plusV = f.sharpV = false;
+  f.wid = 0;
+  f.prec = 0;
+}
+
+// Go refuses widths and precisions beyond a million rather than allocating them.
+function tooLarge(x: number): boolean {
+  return x > 1e6 || x < -1e6;
+}
+
+function parseNum(s: string, start: number, end: number): [number, boolean, number] {
+  if (start >= end) return [0, false, end];
+  let num = 0;
+  let isNum = false;
+  let i = start;
+  for (; i < end && s.charCodeAt(i) >= 48 && s.charCodeAt(i) <= 57; i++) {
+    if (tooLarge(num)) return [0, false, end];
+    num = num * 10 + (s.charCodeAt(i) - 48);
+    isNum = true;
+  }
+  return [num, isNum, i];
+}
+
+function intFromArg(args: readonly unknown[], argNum: number): [number, boolean, number] {
+  if (argNum >= args.length) return [0, false, argNum];
+  const a = args[argNum];
+  let num = 0;
+  let isInt = false;
+  if (typeof a === "number" && Number.isSafeInteger(a)) {
+    num = a;
+    isInt = true;
+  } else if (typeof a === "bigint" && a >= BigInt(Number.MIN_SAFE_INTEGER) && a <= BigInt(Number.MAX_SAFE_INTEGER)) {
+    num = Number(a);
+    isInt = true;
+  }
+  if (tooLarge(num)) return [0, false, argNum + 1];
+  return [num, isInt, argNum + 1];
+}
+
+function parseArgNumber(format: string): [number, number, boolean] {
+  if (format.length < 3) return [0, 1, false];
+  for (let i = 1; i < format.length; i++) {
+    if (format[i] === "]") {
+      const [width, ok, newi] = parseNum(format, 1, i);
+      if (!ok || newi !== i) return [0, i + 1, false];
+      return [width - 1, i + 1, true];
+    }
+  }
+  return [0, 1, false];
+}
+
+function argNumber(p: Printer, argNum: number, format: string, i: number, numArgs: number): [number, number, boolean] {
+  if (format.length <= i || format[i] !== "[") return [argNum, i, false];
+  p.reordered = true;
+  const [index, wid, ok] = parseArgNumber(format.slice(i));
+  if (ok && index >= 0 && index < numArgs) return [index, i + wid, true];
+  p.goodArgNum = false;
+  return [argNum, i + wid, ok];
+}
+
+// printArg at depth 0 is Go's printArg; deeper it is printValue on an element.
+function printArg(p: Printer, arg: unknown, verb: string, depth: number): void {
+  p.arg = arg;
+  if (arg === null || arg === undefined) {
+    if (depth > 0) {
+      p.out += p.f.sharpV ? "interface {}(nil)" : "<nil>";
+    } else if (verb === "T" || verb === "v") {
+      pad(p, "<nil>");
+    } else {
+      badVerb(p, verb);
+    }
+    return;
+  }
+  if (verb === "T") {
+    fmtS(p, goTypeName(arg));
+    return;
+  }
+  switch (typeof arg) {
+    case "boolean":
+      if (verb === "t" || verb === "v") pad(p, arg ? "true" : "false");
+      else badVerb(p, verb);
+      return;
+    case "number":
+      if (Number.isSafeInteger(arg)) printInteger(p, BigInt(arg), verb);
+      else printFloat(p, arg, verb);
+      return;
+    case "bigint":
+      printInteger(p, arg, verb);
+      return;
+    case "string":
+      printString(p, arg, verb);
+      return;
+    case "function":
+    case "symbol":
+      p.out += `?${goTypeName(arg)}?`;
+      return;
+  }
+  if (arg instanceof GoTime || arg instanceof Date) {
+    printTime(p, arg instanceof GoTime ? arg : new GoTime(arg), verb);
+  } else if (Array.isArray(arg)) {
+    printSlice(p, arg, verb, depth);
+  } else if (arg instanceof Map) {
+    printMap(p, [...arg.entries()], verb, depth);
+  } else if (typeof arg === "object") {
+    const struct = structOf(arg);
+    const record = arg as Record<string, unknown>;
+    if (struct !== undefined) printStruct(p, struct.type, struct.fields, record, verb, depth);
+    else printMap(p, Object.entries(record), verb, depth);
+  }
+}
+
+function badVerb(p: Printer, verb: string): void {
+  p.erroring = true;
+  p.out += `%!${verb}(`;
+  const arg = p.arg;
+  if (arg === null || arg === undefined) {
+    p.out += "<nil>";
+  } else {
+    p.out += goTypeName(arg) + "=";
+    printArg(p, arg, "v", 0);
+  }
+  p.out += ")";
+  p.erroring = false;
+}
+
+// time.Time is a fmt.Stringer (and GoStringer for %#v); other verbs are errors here,
+// where Go would print the struct's private fields.
+function printTime(p: Printer, t: GoTime, verb: string): void {
+  if (p.f.sharpV && !p.erroring) {
+    fmtS(p, t.GoString());
+    return;
+  }
+  switch (verb) {
+    case "v":
+    case "s":
+    case "x":
+    case "X":
+    case "q":
+      printString(p, t.String(), verb);
+      return;
+    default:
+      badVerb(p, verb);
+  }
+}
+
+function printSlice(p: Printer, list: readonly unknown[], verb: string, depth: number): void {
+  const sharpV = p.f.sharpV;
+  p.out += sharpV ? "[]interface {}{" : "[";
+  list.forEach((el, i) => {
+    if (i > 0) p.out += sharpV ? ", " : " ";
+    printArg(p, el, verb, depth + 1);
+  });
+  p.out += sharpV ? "}" : "]";
+}
+
+function printMap(p: Printer, entries: Array<[unknown, unknown]>, verb: string, depth: number): void {
+  const sharpV = p.f.sharpV;
+  const sorted = entries
+    .map(([k, v]): [string, unknown, unknown] => [typeof k === "string" ? k : formatValue(k), k, v])
+    .sort((a, b) => compareGoStrings(a[0], b[0]));
+  p.out += sharpV ? "map[string]interface {}{" : "map[";
+  sorted.forEach(([, k, v], i) => {
+    if (i > 0) p.out += sharpV ? ", " : " ";
+    printArg(p, k, verb, depth + 1);
+    p.out += ":";
+    printArg(p, v, verb, depth + 1);
+  });
+  p.out += sharpV ? "}" : "]";
+}
+
+function printStruct(
+  p: Printer,
+  type: string,
+  fields: readonly string[],
+  value: Record<string, unknown>,
+  verb: string,
+  depth: number,
+): void {
+  const { sharpV, plusV } = p.f;
+  if (sharpV) p.out += type;
+  p.out += "{";
+  fields.forEach((name, i) => {
+    if (i > 0) p.out += sharpV ? ", " : " ";
+    if (plusV || sharpV) p.out += name + ":";
+    printArg(p, value[name], verb, depth + 1);
+  });
+  p.out += "}";
+}
+
+// --- padding -----------------------------------------------------------------
+
+function runeCount(s: string): number {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+}
+
+function writePadding(p: Printer, n: number): void {
+  if (n <= 0) return;
+  p.out += (p.f.zero && !p.f.minus ? "0" : " ").repeat(n);
+}
+
+// Go pads to a width counted in runes, on the left unless '-' is set.
+function pad(p: Printer, s: string): void {
+  const f = p.f;
+  if (!f.widPresent || f.wid === 0) {
+    p.out += s;
+    return;
+  }
+  const width = f.wid - runeCount(s);
+  if (f.minus) {
+    p.out += s;
+    writePadding(p, width);
+  } else {
+    writePadding(p, width);
+    p.out += s;
+  }
+}
+
+function withoutZero(p: Printer, write: () => void): void {
+  const old = p.f.zero;
+  p.f.zero = false;
+  write();
+  p.f.zero = old;
+}
+
+// --- integers ----------------------------------------------------------------
+
+const MAX_RUNE = 0x10ffff;
+
+function printInteger(p: Printer, v: bigint, verb: string): void {
+  switch (verb) {
+    case "v":
+    case "d":
+      fmtInteger(p, v, 10, verb, false);
+      return;
+    case "b":
+      fmtInteger(p, v, 2, verb, false);
+      return;
+    case "o":
+    case "O":
+      fmtInteger(p, v, 8, verb, false);
+      return;
+    case "x":
+      fmtInteger(p, v, 16, verb, false);
+      return;
+    case "X":
+      fmtInteger(p, v, 16, verb, true);
+      return;
+    case "c":
+      pad(p, String.fromCodePoint(validRune(BigInt.asUintN(64, v))));
+      return;
+    case "q":
+      if (BigInt.asUintN(64, v) <= BigInt(MAX_RUNE)) {
+        pad(p, quoteWith(String.fromCodePoint(validRune(v)), "'", p.f.plus));
+      } else {
+        badVerb(p, verb);
+      }
+      return;
+    case "U":
+      fmtUnicode(p, BigInt.asUintN(64, v));
+      return;
+    // Go rejects float verbs on ints, but a JSON 2.0 arrives here as the integer 2, so
+    // the float verbs accept integers rather than printing %!f(int=2).
+    case "e":
+    case "E":
+    case "f":
+    case "F":
+    case "g":
+    case "G":
+      printFloat(p, Number(v), verb);
+      return;
+    default:
+      badVerb(p, verb);
+  }
+}
+
+function validRune(u: bigint): number {
+  if (u > BigInt(MAX_RUNE)) return 0xfffd;
+  const r = Number(u);
+  return r >= 0xd800 && r <= 0xdfff ? 0xfffd : r;
+}
+
+function fmtInteger(p: Printer, v: bigint, base: number, verb: string, upper: boolean): void {
+  const f = p.f;
+  const negative = v < 0n;
+  const u = negative ? -v : v;
+
+  // %.3d and %03d both ask for leading zeros; with both, the zero flag is ignored.
+  let prec = 0;
+  if (f.precPresent) {
+    prec = f.prec;
+    if (prec === 0 && u === 0n) {
+      withoutZero(p, () => writePadding(p, f.wid));
+      return;
+    }
+  } else if (f.zero && !f.minus && f.widPresent) {
+    prec = f.wid;
+    if (negative || f.plus || f.space) prec--;
+  }
+
+  let s = u.toString(base);
+  if (upper) s = s.toUpperCase();
+  if (s.length < prec) s = "0".repeat(prec - s.length) + s;
+
+  if (f.sharp) {
+    if (base === 2) s = "0b" + s;
+    else if (base === 8 && s[0] !== "0") s = "0" + s;
+    else if (base === 16) s = (upper ? "0X" : "0x") + s;
+  }
+  if (verb === "O") s = "0o" + s;
+
+  if (negative) s = "-" + s;
+  else if (f.plus) s = "+" + s;
+  else if (f.space) s = " " + s;
+
+  withoutZero(p, () => pad(p, s));
+}
+
+function fmtUnicode(p: Printer, u: bigint): void {
+  const f = p.f;
+  const prec = f.precPresent && f.prec > 4 ? f.prec : 4;
+  let s = "U+" + u.toString(16).toUpperCase().padStart(prec, "0");
+  if (f.sharp && u <= BigInt(MAX_RUNE) && isPrint(Number(u))) s += ` '${String.fromCodePoint(Number(u))}'`;
+  withoutZero(p, () => pad(p, s));
+}
+
+// --- strings -----------------------------------------------------------------
+
+function printString(p: Printer, s: string, verb: string): void {
+  switch (verb) {
+    case "v":
+      if (p.f.sharpV) fmtQ(p, s);
+      else fmtS(p, s);
+      return;
+    case "s":
+      fmtS(p, s);
+      return;
+    case "x":
+      fmtSx(p, s, false);
+      return;
+    case "X":
+      fmtSx(p, s, true);
+      return;
+    case "q":
+      fmtQ(p, s);
+      return;
+    default:
+      badVerb(p, verb);
+  }
+}
+
+// Precision on a string counts runes.
+function truncate(p: Printer, s: string): string {
+  if (!p.f.precPresent) return s;
+  let n = p.f.prec;
+  let i = 0;
+  for (const ch of s) {
+    if (n-- <= 0) return s.slice(0, i);
+    i += ch.length;
+  }
+  return s;
+}
+
+function fmtS(p: Printer, s: string): void {
+  pad(p, truncate(p, s));
+}
+
+const encoder = new TextEncoder();
+
+// Hex of the UTF-8 bytes; precision limits the bytes, ' ' separates them and '#' adds 0x.
+function fmtSx(p: Printer, s: string, upper: boolean): void {
+  const f = p.f;
+  const bytes = encoder.encode(s);
+  const digits = upper ? "0123456789ABCDEFX" : "0123456789abcdefx";
+  let length = bytes.length;
+  if (f.precPresent && f.prec < length) length = f.prec;
+  let width = 2 * length;
+  if (width > 0) {
+    if (f.space) {
+      if (f.sharp) width *= 2;
+      width += length - 1;
+    } else if (f.sharp) {
+      width += 2;
+    }
+  } else {
+    if (f.widPresent) writePadding(p, f.wid);
+    return;
+  }
+  if (f.widPresent && f.wid > width && !f.minus) writePadding(p, f.wid - width);
+  let out = f.sharp ? "0" + digits[16] : "";
+  bytes.subarray(0, length).forEach((b, i) => {
+    if (f.space && i > 0) {
+      out += " ";
+      if (f.sharp) out += "0" + digits[16];
+    }
+    out += digits.charAt(b >> 4) + digits.charAt(b & 0xf);
+  });
+  p.out += out;
+  if (f.widPresent && f.wid > width && f.minus) writePadding(p, f.wid - width);
+}
+
+function fmtQ(p: Printer, str: string): void {
+  const s = truncate(p, str);
+  if (p.f.sharp && canBackquote(s)) pad(p, "`" + s + "`");
+  else pad(p, quoteWith(s, '"', p.f.plus));
+}
+
+const PRINTABLE = /^[\p{L}\p{M}\p{N}\p{P}\p{S}]$/u;
+
+// unicode.IsPrint: letters, marks, numbers, punctuation, symbols and the ASCII space.
+function isPrint(r: number): boolean {
+  if (r < 0x80) return r >= 0x20 && r < 0x7f;
+  return PRINTABLE.test(String.fromCodePoint(r));
+}
+
+function canBackquote(s: string): boolean {
+  for (const ch of s) {
+    const r = ch.codePointAt(0) ?? 0;
+    if (r === 0xfeff || (r >= 0xd800 && r <= 0xdfff)) return false;
+    if ((r < 0x20 && r !== 0x09) || r === 0x60 || r === 0x7f) return false;
+  }
+  return true;
+}
+
+const SHORT_ESCAPES: ReadonlyMap<number, string> = new Map([
+  [0x07, "\\a"],
+  [0x08, "\\b"],
+  [0x0c, "\\f"],
+  [0x0a, "\\n"],
+  [0x0d, "\\r"],
+  [0x09, "\\t"],
+  [0x0b, "\\v"],
+]);
+
+function hex(n: number, width: number): string {
+  return n.toString(16).padStart(width, "0");
+}
+
+// strconv's quoting; a lone surrogate (no UTF-8 form) is treated as U+FFFD.
+function quoteWith(s: string, quote: '"' | "'", asciiOnly: boolean): string {
+  let out = quote;
+  for (const ch of s) {
+    let r = ch.codePointAt(0) ?? 0;
+    if (r >= 0xd800 && r <= 0xdfff) r = 0xfffd;
+    const c = String.fromCodePoint(r);
+    if (c === quote || c === "\\") {
+      out += "\\" + c;
+    } else if (asciiOnly ? r < 0x80 && isPrint(r) : isPrint(r)) {
+      out += c;
+    } else {
+      const short = SHORT_ESCAPES.get(r);
+      if (short !== undefined) out += short;
+      else if (r < 0x20 || r === 0x7f) out += "\\x" + hex(r, 2);
+      else if (r < 0x10000) out += "\\u" + hex(r, 4);
+      else out += "\\U" + hex(r, 8);
+    }
+  }
+  return out + quote;
+}
+
+// --- floats ------------------------------------------------------------------
+
+function printFloat(p: Printer, v: number, verb: string): void {
+  switch (verb) {
+    case "v":
+      fmtFloat(p, v, "g", -1);
+      return;
+    case "b":
+    case "g":
+    case "G":
+    case "x":
+    case "X":
+      fmtFloat(p, v, verb, -1);
+      return;
+    case "f":
+    case "e":
+    case "E":
+      fmtFloat(p, v, verb, 6);
+      return;
+    case "F":
+      fmtFloat(p, v, "f", 6);
+      return;
+    default:
+      badVerb(p, verb);
+  }
+}
+
+function fmtFloat(p: Printer, v: number, verb: string, defaultPrec: number): void {
+  const f = p.f;
+  const prec = f.precPresent ? f.prec : defaultPrec;
+  // num always starts with a sign so that sign and zero padding can be arranged.
+  let num = formatFloat(v, verb, prec);
+  if (num[0] !== "-" && num[0] !== "+") num = "+" + num;
+  if (f.space && num[0] === "+" && !f.plus) num = " " + num.slice(1);
+
+  // Infinities and NaN are never zero padded, and NaN only shows a sign when asked.
+  if (num[1] === "I" || num[1] === "N") {
+    if (num[1] === "N" && !f.space && !f.plus) num = num.slice(1);
+    withoutZero(p, () => pad(p, num));
+    return;
+  }
+
+  // '#' keeps a decimal point and, for %g, the trailing zeros up to the precision.
+  if (f.sharp && verb !== "b") {
+    let digits = 0;
+    if (verb === "v" || verb === "g" || verb === "G" || verb === "x") digits = prec === -1 ? 6 : prec;
+    let tail = "";
+    let hasDot = false;
+    let sawNonzero = false;
+    for (let i = 1; i < num.length; i++) {
+      const ch = num[i];
+      if (ch === ".") {
+        hasDot = true;
+      } else if (ch === "p" || ch === "P" || ((ch === "e" || ch === "E") && verb !== "x" && verb !== "X")) {
+        tail = num.slice(i);
+        num = num.slice(0, i);
+        break;
+      } else {
+        if (ch !== "0") sawNonzero = true;
+        if (sawNonzero) digits--;
+      }
+    }
+    if (!hasDot) {
+      if (num.length === 2 && num[1] === "0") digits--;
+      num += ".";
+    }
+    if (digits > 0) num += "0".repeat(digits);
+    num += tail;
+  }
+
+  if (f.plus || num[0] !== "+") {
+    if (f.zero && !f.minus && f.widPresent && f.wid > num.length) {
+      p.out += num[0];
+      writePadding(p, f.wid - num.length);
+      p.out += num.slice(1);
+      return;
+    }
+    pad(p, num);
+    return;
+  }
+  pad(p, num.slice(1));
+}
+
+// A decimal number 0.d × 10^dp with no trailing zeros in d; zero has d = "" and dp = 0.
+interface Decimal {
+  d: string;
+  dp: number;
+}
+
+function floatBits(v: number): { mant: bigint; exp2: number } {
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, v);
+  const hi = view.getUint32(0);
+  const lo = view.getUint32(4);
+  const biased = (hi >>> 20) & 0x7ff;
+  const frac = (BigInt(hi & 0xfffff) << 32n) | BigInt(lo);
+  // value = mant × 2^exp2
+  if (biased === 0) return { mant: frac, exp2: -1074 };
+  return { mant: frac | (1n << 52n), exp2: biased - 1075 };
+}
+
+function trimZeros(d: string): string {
+  let n = d.length;
+  while (n > 0 && d[n - 1] === "0") n--;
+  return d.slice(0, n);
+}
+
+// The exact decimal expansion of a double: mant × 2^-k = mant × 5^k / 10^k.
+function exactDecimal(v: number): Decimal {
+  if (v === 0) return { d: "", dp: 0 };
+  const { mant, exp2 } = floatBits(v);
+  if (exp2 >= 0) {
+    const s = (mant << BigInt(exp2)).toString();
+    return { d: trimZeros(s), dp: s.length };
+  }
+  const s = (mant * 5n ** BigInt(-exp2)).toString();
+  return { d: trimZeros(s), dp: s.length + exp2 };
+}
+
+// JavaScript's shortest round-trip digits are the ones Go's shortest formatting picks.
+function shortestDecimal(v: number): Decimal {
+  if (v === 0) return { d: "", dp: 0 };
+  const text = v.toExponential();
+  const e = text.indexOf("e");
+  return { d: trimZeros(text.slice(0, e).replace(".", "")), dp: Number(text.slice(e + 1)) + 1 };
+}
+
+// Rounds to nd digits, halfway cases to even as strconv does on the exact value.
+function roundDecimal(a: Decimal, nd: number): Decimal {
+  if (nd < 0 || nd >= a.d.length) return a;
+  const next = a.d.charAt(nd);
+  const up = next === "5" && nd + 1 === a.d.length ? nd > 0 && (a.d.charCodeAt(nd - 1) - 48) % 2 === 1 : next >= "5";
+  if (up) {
+    let i = nd - 1;
+    while (i >= 0 && a.d[i] === "9") i--;
+    if (i < 0) return { d: "1", dp: a.dp + 1 };
+    return { d: a.d.slice(0, i) + String.fromCharCode(a.d.charCodeAt(i) + 1), dp: a.dp };
+  }
+  const d = trimZeros(a.d.slice(0, nd));
+  return { d, dp: d === "" ? 0 : a.dp };
+}
+
+// strconv.FormatFloat(v, fmt, prec, 64).
+function formatFloat(v: number, fmt: string, precision: number): string {
+  if (Number.isNaN(v)) return "NaN";
+  if (v === Infinity) return "+Inf";
+  if (v === -Infinity) return "-Inf";
+  const neg = v < 0 || Object.is(v, -0);
+  if (fmt === "b") return fmtB(v, neg);
+  if (fmt === "x" || fmt === "X") return fmtX(v, neg, precision, fmt);
+
+  const abs = Math.abs(v);
+  const shortest = precision < 0;
+  let prec = precision;
+  let d: Decimal;
+  if (shortest) {
+    d = shortestDecimal(abs);
+    if (fmt === "e" || fmt === "E") prec = Math.max(d.d.length - 1, 0);
+    else if (fmt === "f") prec = Math.max(d.d.length - d.dp, 0);
+    else prec = d.d.length;
+  } else {
+    d = exactDecimal(abs);
+    if (fmt === "e" || fmt === "E") {
+      d = roundDecimal(d, prec + 1);
+    } else if (fmt === "f") {
+      d = roundDecimal(d, d.dp + prec);
+    } else {
+      if (prec === 0) prec = 1;
+      d = roundDecimal(d, prec);
+    }
+  }
+
+  if (fmt === "e" || fmt === "E") return fmtE(neg, d, prec, fmt);
+  if (fmt === "f") return fmtF(neg, d, prec);
+
+  // %g: exponent form when the exponent is < -4 or >= the precision, and for the
+  // shortest form (so for %v) when it is >= 6 — fmt.Sprint(1234567.5) is 1.2345675e+06.
+  const nd = d.d.length;
+  let eprec = prec;
+  if (eprec > nd && nd >= d.dp) eprec = nd;
+  if (shortest) eprec = 6;
+  const exp = d.dp - 1;
+  if (exp < -4 || exp >= eprec) {
+    return fmtE(neg, d, Math.min(prec, nd) - 1, fmt === "g" ? "e" : "E");
+  }
+  return fmtF(neg, d, Math.max((prec > d.dp ? nd : prec) - d.dp, 0));
+}
+
+function fmtE(neg: boolean, d: Decimal, prec: number, fmt: string): string {
+  const nd = d.d.length;
+  let s = (neg ? "-" : "") + (nd > 0 ? d.d[0] : "0");
+  if (prec > 0) {
+    s += "." + d.d.slice(1, Math.min(nd, prec + 1));
+    const have = Math.max(Math.min(nd, prec + 1) - 1, 0);
+    s += "0".repeat(prec - have);
+  }
+  let exp = nd === 0 ? 0 : d.dp - 1;
+  s += fmt;
+  if (exp < 0) {
+    s += "-";
+    exp = -exp;
+  } else {
+    s += "+";
+  }
+  return s + (exp < 10 ? "0" + exp : String(exp));
+}
+
+function fmtF(neg: boolean, d: Decimal, prec: number): string {
+  const nd = d.d.length;
+  let s = neg ? "-" : "";
+  if (d.dp > 0) {
+    const m = Math.min(nd, d.dp);
+    s += d.d.slice(0, m) + "0".repeat(d.dp - m);
+  } else {
+    s += "0";
+  }
+  if (prec > 0) {
+    s += ".";
+    for (let i = 1; i <= prec; i++) {
+      const j = d.dp + i - 1;
+      s += j >= 0 && j < nd ? d.d[j] : "0";
+    }
+  }
+  return s;
+}
+
+// %b: decimal mantissa and binary exponent, -ddddp±ddd.
+function fmtB(v: number, neg: boolean): string {
+  const { mant, exp2 } = floatBits(Math.abs(v));
+  return `${neg ? "-" : ""}${mant}p${exp2 >= 0 ? "+" : ""}${exp2}`;
+}
+
+const MASK64 = (1n << 64n) - 1n;
+const BIT60 = 1n << 60n;
+
+// %x: -0x1.hhhhp±dd, following strconv's fmtX on a 64-bit mantissa.
+function fmtX(v: number, neg: boolean, prec: number, fmt: string): string {
+  const bits = floatBits(Math.abs(v));
+  let mant = bits.mant;
+  let exp = mant === 0n ? 0 : bits.exp2 + 52;
+  mant = (mant << 8n) & MASK64;
+  while (mant !== 0n && (mant & BIT60) === 0n) {
+    mant = (mant << 1n) & MASK64;
+    exp--;
+  }
+  if (prec >= 0 && prec < 15) {
+    const shift = BigInt(prec * 4);
+    const extra = (mant << shift) & (BIT60 - 1n);
+    mant >>= 60n - shift;
+    if ((extra | (mant & 1n)) > 1n << 59n) mant++;
+    mant = (mant << (60n - shift)) & MASK64;
+    if ((mant & (1n << 61n)) !== 0n) {
+      mant >>= 1n;
+      exp++;
+    }
+  }
+  const digits = fmt === "X" ? "0123456789ABCDEF" : "0123456789abcdef";
+  let s = `${neg ? "-" : ""}0${fmt}${(mant >> 60n) & 1n}`;
+  mant = (mant << 4n) & MASK64;
+  const count = prec < 0 ? (mant === 0n ? 0 : Infinity) : prec;
+  if (count > 0) {
+    s += ".";
+    for (let i = 0; i < count && (prec >= 0 || mant !== 0n); i++) {
+      s += digits[Number((mant >> 60n) & 15n)];
+      mant = (mant << 4n) & MASK64;
+    }
+  }
+  s += fmt === "X" ? "P" : "p";
+  s += exp < 0 ? "-" : "+";
+  const e = Math.abs(exp);
+  return s + (e < 10 ? "0" + e : String(e));
+}

@@ -1,0 +1,197 @@
+// Syncing one destination file: stage the rendered text beside it, compare, check, replace atomically,
+// reload. The destination is only ever the old file or the complete new one.
+import { randomBytes } from "node:crypto";
+import {
+  chmodSync, chownSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync,
+} from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { runCommand, type CommandResult } from "./command.ts";
+import { unifiedDiff } from "./diff.ts";
+import { ConfdError } from "./errors.ts";
+import type { LogRecord } from "./log.ts";
+import type { ResourceSpec } from "./resource.ts";
+
+export interface SyncOptions {
+  noop: boolean;
+  syncOnly: boolean;
+  keepStageFile: boolean;
+  log: (record: LogRecord) => void;
+  /** Where --noop writes its diff: the command's output, not the log, since it shows values. */
+  report: (text: string) => void;
+  platform?: NodeJS.Platform;
+}
+
+export interface SyncOutcome {
+  /** The destination was replaced (false when in sync, and always false under --noop). */
+  changed: boolean;
+  /** The destination differs from the rendered text (what --noop reports). */
+  outOfSync: boolean;
+}
+
+interface FileState {
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+export async function syncFile(spec: ResourceSpec, content: string, options: SyncOptions): Promise<SyncOutcome> {
+  const { dest } = spec;
+  const info = (message: string) => options.log({ level: "info", message });
+  const debug = (message: string) => options.log({ level: "debug", message });
+  const windows = (options.platform ?? process.platform) === "win32";
+
+  const current = stat(dest);
+  // As in confd: an unset mode keeps the destination's (0644 for a new file); an unset owner is the process's own.
+  const want: FileState = {
+    mode: spec.mode ?? current?.mode ?? 0o644,
+    uid: spec.uid ?? process.geteuid?.() ?? 0,
+    gid: spec.gid ?? process.getegid?.() ?? 0,
+  };
+
+  const staged = stage(dest, content, want, windows);
+  let keep = options.keepStageFile;
+  try {
+    const old = current ? readFileSync(dest) : undefined;
+    const differences = compare(current, old, content, want, windows);
+    if (differences.length === 0) {
+      debug(`Target config ${dest} in sync`);
+      return { changed: false, outOfSync: false };
+    }
+    info(`Target config ${dest} out of sync: ${differences.join(", ")}`);
+
+    if (options.noop) {
+      options.log({ level: "warning", message: `Noop mode enabled. ${dest} will not be modified` });
+      const diff = unifiedDiff(old?.toString("utf8") ?? "", content, dest, `${dest} (rendered)`);
+      if (diff) options.report(diff);
+      return { changed: false, outOfSync: true };
+    }
+
+    if (spec.checkCmd && !options.syncOnly) {
+      const command = substitute(spec.checkCmd, staged, dest);
+      debug(`Running check command ${command}`);
+      const result = await runCommand(command, { timeoutMs: spec.checkTimeoutMs, platform: options.platform });
+      if (!result.ok) throw commandError("check_cmd", spec.checkTimeoutMs, result, spec);
+      if (result.output) debug(`check_cmd output: ${result.output.trimEnd()}`);
+    }
+
+    debug(`Overwriting target config ${dest}`);
+    replace(staged, dest, content, want, windows);
+    keep = false;
+
+    if (spec.reloadCmd && !options.syncOnly) {
+      const command = substitute(spec.reloadCmd, staged, dest);
+      debug(`Running reload command ${command}`);
+      const result = await runCommand(command, { timeoutMs: spec.reloadTimeoutMs, platform: options.platform });
+      if (!result.ok) throw commandError("reload_cmd", spec.reloadTimeoutMs, result, spec);
+      if (result.output) debug(`reload_cmd output: ${result.output.trimEnd()}`);
+    }
+    info(`Target config ${dest} has been updated`);
+    return { changed: true, outOfSync: true };
+  } finally {
+    if (!keep && existsSync(staged)) unlinkSync(staged);
+  }
+}
+
+function stat(path: string): FileState | undefined {
+  try {
+    const s = statSync(path);
+    return { mode: s.mode & 0o7777, uid: s.uid, gid: s.gid };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new ConfdError(`cannot stat destination: ${(err as Error).message}`, { file: path });
+  }
+}
+
+/** Writes the stage file (hidden, created 0600) in the destination's directory, then sets its mode and owner. */
+function stage(dest: string, content: string, want: FileState, windows: boolean): string {
+  const dir = dirname(dest);
+  if (!existsSync(dir)) throw new ConfdError(`destination directory ${dir} does not exist`, { file: dest });
+  const staged = join(dir, `.${basename(dest)}.${randomBytes(6).toString("hex")}`);
+  let fd: number;
+  try {
+    fd = openSync(staged, "wx", 0o600);
+  } catch (err) {
+    throw new ConfdError(`cannot create stage file in ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file: dest });
+  }
+  try {
+    writeSync(fd, content);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    if (!windows) {
+      chmodSync(staged, want.mode);
+      const s = statSync(staged);
+      if (s.uid !== want.uid || s.gid !== want.gid) chownSync(staged, want.uid, want.gid);
+    }
+  } catch (err) {
+    unlinkSync(staged);
+    throw new ConfdError(`cannot set mode ${want.mode.toString(8)} owner ${want.uid}:${want.gid}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file: dest });
+  }
+  return staged;
+}
+
+function compare(current: FileState | undefined, old: Buffer | undefined, content: string, want: FileState, windows: boolean): string[] {
+  if (!current || !old) return ["new file"];
+  const out: string[] = [];
+  if (!old.equals(Buffer.from(content))) out.push("content differs");
+  if (!windows) {
+    if (current.mode !== want.mode) out.push(`mode ${current.mode.toString(8)} should be ${want.mode.toString(8)}`);
+    if (current.uid !== want.uid) out.push(`uid ${current.uid} should be ${want.uid}`);
+    if (current.gid !== want.gid) out.push(`gid ${current.gid} should be ${want.gid}`);
+  }
+  return out;
+}
+
+/** rename(2) over the destination; a bind-mounted file cannot be replaced (EBUSY), so it is rewritten in place. */
+function replace(staged: string, dest: string, content: string, want: FileState, windows: boolean): void {
+  try {
+    renameSync(staged, dest);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EBUSY") {
+      throw new ConfdError(`cannot replace destination: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file: dest });
+    }
+    const fd = openSync(dest, "w");
+    try {
+      writeSync(fd, content);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    if (!windows) {
+      chmodSync(dest, want.mode);
+      chownSync(dest, want.uid, want.gid);
+    }
+    return;
+  }
+  if (!windows) fsyncDir(dirname(dest));
+}
+
+function fsyncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, "r");
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // Some filesystems refuse fsync on a directory; the rename itself has happened.
+  }
+}
+
+/** confd's check_cmd is a Go template over {{.src}} (the staged file); {{.dest}} is ours. */
+export function substitute(command: string, staged: string, dest: string): string {
+  return command.replace(/\{\{-?\s*\.(src|dest)\s*-?\}\}/g, (_, name: string) => (name === "src" ? staged : dest));
+}
+
+function commandError(which: string, timeoutMs: number, result: CommandResult, spec: ResourceSpec): ConfdError {
+  const why = result.timedOut
+    ? `timed out after ${timeoutMs / 1000}s and was killed`
+    : result.exitCode !== null
+      ? `exited with status ${result.exitCode}`
+      : `was killed by ${result.signal ?? "a signal"}`;
+  const output = result.output.trim().replace(/\s*\n\s*/g, " | ");
+  return new ConfdError(`${which} ${why}${output ? `: ${output}` : ""}`, { file: spec.file, key: which });
+}

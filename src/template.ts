@@ -1,0 +1,64 @@
+// The handlebars engine, run side (worker): a precompiled template and its partials, bound to the
+// function library over the values of one sync. Only handlebars' runtime is loaded here.
+import Handlebars from "handlebars/runtime";
+import { DnsCache } from "./dns.ts";
+import { ConfdError } from "./errors.ts";
+import { createFuncs, FuncError, type Store, type TemplateFunc } from "./funcs.ts";
+import { LOCATION_HASH_KEY, type CompiledTemplate } from "./handlebars.ts";
+
+export type Render = (store: Store) => Promise<string>;
+
+/** Lookups answered by DNS make a render wait for the answers and run again; more rounds mean a template looping on lookups. */
+const MAX_DNS_ROUNDS = 3;
+
+export function instantiate(compiled: CompiledTemplate): Render {
+  const env = Handlebars.create();
+  let funcs: Record<string, TemplateFunc> = createFuncs(new Map());
+  for (const name of Object.keys(funcs)) {
+    env.registerHelper(name, (...args: unknown[]) => {
+      const options = args.pop() as { hash?: Record<string, unknown> } | undefined;
+      try {
+        return funcs[name]!(...args);
+      } catch (err) {
+        throw locate(err, name, options?.hash?.[LOCATION_HASH_KEY], compiled.file);
+      }
+    });
+  }
+  for (const [name, partial] of Object.entries(compiled.partials)) env.registerPartial(name, env.template(load(partial.spec)));
+  const template = env.template(load(compiled.spec));
+
+  return async (store) => {
+    const dns = new DnsCache();
+    for (let round = 0; ; round++) {
+      funcs = createFuncs(store, { dns });
+      let text: string;
+      try {
+        text = template({}, { allowProtoPropertiesByDefault: false, allowProtoMethodsByDefault: false });
+      } catch (err) {
+        throw err instanceof ConfdError ? err : new ConfdError(`template error: ${(err as Error).message}`, { file: compiled.file });
+      }
+      if (dns.pending === 0 || round >= MAX_DNS_ROUNDS) return text;
+      await dns.resolvePending();
+    }
+  };
+}
+
+/** A precompiled spec is JavaScript produced by our own compile step in the main thread. */
+function load(spec: string): TemplateSpecification {
+  return new Function(`return (${spec});`)() as TemplateSpecification;
+}
+
+type TemplateSpecification = Parameters<typeof Handlebars.template>[0];
+
+function locate(err: unknown, name: string, loc: unknown, fallbackFile: string): ConfdError {
+  let file = fallbackFile;
+  let line: number | undefined;
+  let column: number | undefined;
+  if (typeof loc === "string") {
+    const parsed = JSON.parse(loc) as [string, number, number];
+    [file, line, column] = parsed;
+  }
+  const key = err instanceof FuncError ? err.key : undefined;
+  const message = err instanceof Error ? err.message : String(err);
+  return new ConfdError(`${name}: ${message}`, { file, line, column, key });
+}

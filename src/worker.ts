@@ -1,0 +1,39 @@
+// A resource's worker thread: holds its template, and for each set of values it is sent renders the
+// template and syncs the destination. It never talks to a store; the main thread does that once for all.
+import { ConfdError, withContext } from "./errors.ts";
+import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
+import { syncFile } from "./sync.ts";
+import { instantiate, type Render } from "./template.ts";
+
+declare const self: Worker;
+
+const post = (message: FromWorker) => self.postMessage(message);
+
+let init: WorkerInit | undefined;
+let render: Render | undefined;
+
+self.onmessage = async (event: MessageEvent<ToWorker>) => {
+  const message = event.data;
+  if (message.type === "init") {
+    init = message.init;
+    render = instantiate(init.template);
+    post({ type: "ready" });
+    return;
+  }
+  if (!init || !render) throw new Error("worker received a sync before init");
+  const { resource } = init;
+  try {
+    const content = await render(new Map(message.values));
+    const outcome = await syncFile(resource, content, {
+      noop: init.noop,
+      syncOnly: init.syncOnly,
+      keepStageFile: init.keepStageFile,
+      log: (record) => post({ type: "log", record }),
+      report: (text) => post({ type: "report", text }),
+    });
+    post({ type: "done", id: message.id, outcome });
+  } catch (err) {
+    const error = err instanceof ConfdError ? err : withContext(err, { file: resource.file });
+    post({ type: "failed", id: message.id, error: { message: error.message, context: { ...error.context, resource: resource.name } } });
+  }
+};
