@@ -47,7 +47,8 @@ for (let i = 0; i < runs; i++) {
   const code = await child.exited;
   const ms = performance.now() - started;
   if (code !== 0) throw new Error(`confd exited with ${code}`);
-  const rssMiB = (child.resourceUsage()?.maxRSS ?? 0) / 1024;
+  // Bun reports maxRSS in bytes.
+  const rssMiB = (child.resourceUsage()?.maxRSS ?? 0) / 2 ** 20;
   samples.push({ ms, rssMiB });
   console.log(`run ${i + 1}: ${ms.toFixed(0)} ms, peak RSS ${rssMiB.toFixed(1)} MiB (${i % 2 === 0 ? "fresh files" : "unchanged files"})`);
 }

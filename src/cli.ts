@@ -7,10 +7,11 @@ import { createStoreClient, type StoreClient } from "./backends/index.ts";
 import { loadConfig } from "./config.ts";
 import { ConfdError, describeError, withContext } from "./errors.ts";
 import { parseFlags, usage, UsageError } from "./flags.ts";
-import { compileHandlebars, type CompiledTemplate } from "./handlebars.ts";
+import { compileHandlebars } from "./handlebars.ts";
 import { configureLog, emit, log, redact, type LogFormat, type LogLevel } from "./log.ts";
 import { OPTIONS, type Config } from "./options.ts";
 import { processAll, runInterval, type Job } from "./processor.ts";
+import type { CompiledTemplate } from "./protocol.ts";
 import { loadResources, type ResourceSpec } from "./resource.ts";
 import { ResourceWorker } from "./workers.ts";
 

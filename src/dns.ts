@@ -2,7 +2,8 @@
 // is not, so a render reads what is cached, records what is missing, and the renderer
 // resolves the misses and renders again. One cache per render pass keeps answers as
 // fresh as confd's, which resolves on every render.
-import { lookup, resolveSrv } from "node:dns/promises";
+// node:dns is imported on first use: most templates never look anything up, and every worker
+// thread would otherwise pay to load it.
 
 export interface SRV {
   Target: string;
@@ -25,10 +26,12 @@ export interface DnsResolver {
 export const systemResolver: DnsResolver = {
   async lookupIP(name) {
     // getaddrinfo can list an address once per socket type.
+    const { lookup } = await import("node:dns/promises");
     const found = await lookup(name, { all: true });
     return [...new Set(found.map((a) => a.address))];
   },
   async lookupSRV(fqdn) {
+    const { resolveSrv } = await import("node:dns/promises");
     const records = await resolveSrv(fqdn);
     // Go's net.SRV targets are absolute names, with the trailing dot.
     return records.map((r) => ({

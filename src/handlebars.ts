@@ -7,17 +7,7 @@ import { join } from "node:path";
 import Handlebars from "handlebars";
 import { ConfdError } from "./errors.ts";
 import { createFuncs } from "./funcs.ts";
-
-/** What a worker needs to run a template: precompiled specs, as JavaScript source text. */
-export interface CompiledTemplate {
-  /** The template file, for error messages. */
-  file: string;
-  spec: string;
-  partials: Record<string, { file: string; spec: string }>;
-}
-
-/** The hash argument that carries a call's position to the function wrapper at run time. */
-export const LOCATION_HASH_KEY = "confdLoc";
+import { LOCATION_HASH_KEY, type CompiledTemplate } from "./protocol.ts";
 
 const COMPILE_OPTIONS = { noEscape: true, strict: false } as const;
 

@@ -2,7 +2,7 @@
 // worker the values under its own keys (relative to its prefix, as confd's templates see them), and
 // collect the outcomes. Also the interval loop that repeats runs until stopped.
 import { posix } from "node:path";
-import { isUnder, type StoreClient } from "./backends/index.ts";
+import { ancestors, normalizeKey, type StoreClient } from "./backends/index.ts";
 import { describeError, withContext } from "./errors.ts";
 import { log } from "./log.ts";
 import { storeKeys, type ResourceSpec } from "./resource.ts";
@@ -31,7 +31,8 @@ export async function processAll(client: StoreClient, jobs: readonly Job[]): Pro
   }
   log.debug(`Store returned ${values.size} keys`);
 
-  const outcomes = await Promise.allSettled(jobs.map((j) => j.worker.sync(valuesFor(j.resource, values))));
+  const perResource = splitValues(jobs.map((j) => j.resource), values);
+  const outcomes = await Promise.allSettled(jobs.map((j, i) => j.worker.sync(perResource[i]!)));
   const result: RunResult = { succeeded: 0, failed: 0 };
   outcomes.forEach((o, i) => {
     if (o.status === "fulfilled") {
@@ -44,14 +45,27 @@ export async function processAll(client: StoreClient, jobs: readonly Job[]): Pro
   return result;
 }
 
-/** The values a resource's template sees: those under its keys, with its prefix stripped. */
-export function valuesFor(resource: ResourceSpec, all: ReadonlyMap<string, string>): Map<string, string> {
-  const keys = storeKeys(resource);
-  const out = new Map<string, string>();
+/**
+ * The values each resource's template sees: those under its keys, with its prefix stripped. One pass
+ * over the values, looking each key's ancestors up in an index of who asked for them, so that 200
+ * resources over 10,000 keys cost 10,000 walks, not 2,000,000 comparisons.
+ */
+export function splitValues(resources: readonly ResourceSpec[], all: ReadonlyMap<string, string>): Map<string, string>[] {
+  const askedBy = new Map<string, Set<number>>();
+  resources.forEach((r, i) => {
+    for (const key of storeKeys(r)) {
+      const k = normalizeKey(key);
+      askedBy.set(k, (askedBy.get(k) ?? new Set()).add(i));
+    }
+  });
+  const out = resources.map(() => new Map<string, string>());
   for (const [k, v] of all) {
-    if (!keys.some((key) => isUnder(k, key))) continue;
-    const relative = resource.prefix === "/" ? k : k.slice(resource.prefix.length);
-    out.set(posix.join("/", relative), v);
+    const takers = new Set<number>();
+    for (const a of ancestors(k)) for (const i of askedBy.get(a) ?? []) takers.add(i);
+    for (const i of takers) {
+      const { prefix } = resources[i]!;
+      out[i]!.set(prefix === "/" ? k : posix.join("/", k.slice(prefix.length)), v);
+    }
   }
   return out;
 }

@@ -1,9 +1,22 @@
-// The messages between the main thread and a resource's worker: plain, structured-clone-safe data.
+// What crosses between the main thread and a resource's worker: plain, structured-clone-safe data.
 import type { ErrorData } from "./errors.ts";
-import type { CompiledTemplate } from "./handlebars.ts";
 import type { LogRecord } from "./log.ts";
 import type { ResourceSpec } from "./resource.ts";
 import type { SyncOutcome } from "./sync.ts";
+
+/** What a worker needs to run a template: precompiled handlebars specs, as JavaScript source text. */
+export interface CompiledTemplate {
+  /** The template file, for error messages. */
+  file: string;
+  spec: string;
+  partials: Record<string, { file: string; spec: string }>;
+}
+
+/**
+ * The hash argument the compiler adds to every library call, carrying its position to the run side.
+ * It lives here, not in handlebars.ts, so that workers never load the handlebars compiler.
+ */
+export const LOCATION_HASH_KEY = "confdLoc";
 
 export interface WorkerInit {
   resource: ResourceSpec;

@@ -2,6 +2,7 @@
 // and checked into a ResourceSpec, the plain data a worker needs to render and sync one destination.
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, posix, relative } from "node:path";
+import { normalizeKey } from "./backends/index.ts";
 import { parseToml } from "./config.ts";
 import { ConfdError, withContext } from "./errors.ts";
 
@@ -123,7 +124,7 @@ function readResource(file: string, name: string, options: LoadOptions, warnings
     src: srcPath,
     dest,
     keys: [...new Set(keys as string[])],
-    prefix: posix.join("/", options.prefix, str("prefix")),
+    prefix: normalizeKey(posix.join("/", options.prefix, str("prefix"))),
     mode: parseMode(str("mode"), file),
     uid: owner(table, "uid", "owner", file, options.lookupUser ?? ((n) => lookupId("/etc/passwd", n))),
     gid: owner(table, "gid", "group", file, options.lookupGroup ?? ((n) => lookupId("/etc/group", n))),

@@ -4,7 +4,7 @@ import Handlebars from "handlebars/runtime";
 import { DnsCache } from "./dns.ts";
 import { ConfdError } from "./errors.ts";
 import { createFuncs, FuncError, type Store, type TemplateFunc } from "./funcs.ts";
-import { LOCATION_HASH_KEY, type CompiledTemplate } from "./handlebars.ts";
+import { LOCATION_HASH_KEY, type CompiledTemplate } from "./protocol.ts";
 
 export type Render = (store: Store) => Promise<string>;
 

@@ -11,7 +11,7 @@ export interface WorkerHooks {
   report: (text: string) => void;
 }
 
-const DEFAULT_URL = new URL("./worker.ts", import.meta.url);
+const WORKER_ENTRY = new URL("./worker.ts", import.meta.url);
 const BACKOFF_START_MS = 100;
 const BACKOFF_CAP_MS = 30_000;
 
@@ -34,7 +34,7 @@ export class ResourceWorker {
     private readonly init: WorkerInit,
     private readonly hooks: WorkerHooks,
     /** The worker entry; tests pass their own to make a worker crash on purpose. */
-    private readonly url: URL = DEFAULT_URL,
+    private readonly url: Promise<string | URL> = workerEntry(),
   ) {}
 
   get name(): string {
@@ -43,8 +43,13 @@ export class ResourceWorker {
 
   /** Starts the worker; resolves once it has its template and can sync. */
   start(): Promise<void> {
-    this.ready ??= new Promise<void>((resolve, reject) => {
-      const worker = new Worker(this.url);
+    this.ready ??= this.url.then((url) => this.spawn(url));
+    return this.ready;
+  }
+
+  private spawn(url: string | URL): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const worker = new Worker(url);
       this.worker = worker;
       worker.onmessage = (event: MessageEvent<FromWorker>) => {
         const m = event.data;
@@ -72,7 +77,6 @@ export class ResourceWorker {
       worker.addEventListener("close", () => this.crashed(worker, "exited", reject));
       worker.postMessage({ type: "init", init: this.init } satisfies ToWorker);
     });
-    return this.ready;
   }
 
   /** Renders and syncs with these values; rejects with the resource's error. */
@@ -119,6 +123,28 @@ export class ResourceWorker {
       if (!this.stopped) this.start().catch(() => {});
     }, delay);
   }
+}
+
+let bundled: Promise<string | URL> | undefined;
+
+/**
+ * The worker entry to start. Run from source, each worker would resolve and transpile a dozen modules
+ * itself (200 workers: 1.9 s instead of 1.1 s on 2 cores), so the main thread bundles them once, in
+ * memory (about 10 ms), and workers start from that. A compiled binary already holds the entry bundled.
+ */
+export function workerEntry(): Promise<string | URL> {
+  bundled ??= (async () => {
+    if (WORKER_ENTRY.protocol !== "file:" || !(await Bun.file(WORKER_ENTRY).exists())) return WORKER_ENTRY;
+    try {
+      const result = await Bun.build({ entrypoints: [Bun.fileURLToPath(WORKER_ENTRY)], target: "bun" });
+      const output = result.outputs[0];
+      if (!result.success || !output) return WORKER_ENTRY;
+      return URL.createObjectURL(new Blob([await output.text()], { type: "text/javascript" }));
+    } catch {
+      return WORKER_ENTRY;
+    }
+  })();
+  return bundled;
 }
 
 /** Bun's ErrorEvent message carries a source excerpt; the error itself is the useful part. */

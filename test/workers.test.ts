@@ -4,7 +4,7 @@ import type { LogRecord } from "../src/log.ts";
 import type { WorkerInit } from "../src/protocol.ts";
 import { backoff, ResourceWorker } from "../src/workers.ts";
 
-const url = new URL("./fixtures/crashing-worker.ts", import.meta.url);
+const url = Promise.resolve(new URL("./fixtures/crashing-worker.ts", import.meta.url));
 
 function init(name: string): WorkerInit {
   return {

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from "node
 import { join, posix } from "node:path";
 import { ConfdError } from "../errors.ts";
 import { globMatch } from "../glob.ts";
-import { isUnder, type StoreClient } from "./index.ts";
+import { keyFilter, type StoreClient } from "./index.ts";
 
 export class FileClient implements StoreClient {
   constructor(
@@ -18,7 +18,8 @@ export class FileClient implements StoreClient {
     const all = new Map<string, string>();
     for (const file of this.files()) flatten(parseFile(file), "/", all);
     const values = new Map<string, string>();
-    for (const [k, v] of all) if (keys.some((key) => isUnder(k, key))) values.set(k, v);
+    const wanted = keyFilter(keys);
+    for (const [k, v] of all) if (wanted(k)) values.set(k, v);
     return values;
   }
 

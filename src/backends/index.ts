@@ -38,11 +38,27 @@ export async function createStoreClient(config: Config): Promise<StoreClient> {
   }
 }
 
-/** True when `key` is `under` itself or lies below it on a path boundary. */
-export function isUnder(key: string, under: string): boolean {
-  const base = under.length > 1 && under.endsWith("/") ? under.slice(0, -1) : under;
-  if (base === "/" || base === "") return true;
-  return key === base || key.startsWith(base + "/");
+/** "/a/b/" and "/a/b" name the same subtree; "" and "/" the whole store. */
+export function normalizeKey(key: string): string {
+  const trimmed = key.replace(/\/+$/, "");
+  return trimmed === "" ? "/" : trimmed;
+}
+
+/**
+ * The key itself and every subtree it lies in, nearest first: "/a/b" -> "/a/b", "/a", "/". A key is
+ * wanted when one of these was asked for, which is a set lookup per level instead of a scan of all keys.
+ */
+export function ancestors(key: string): string[] {
+  const out = [key];
+  for (let i = key.lastIndexOf("/"); i > 0; i = key.lastIndexOf("/", i - 1)) out.push(key.slice(0, i));
+  if (key !== "/") out.push("/");
+  return out;
+}
+
+/** A test for "equal to one of `keys` or below it on a / boundary" ("/app" covers "/app/x", not "/application"). */
+export function keyFilter(keys: readonly string[]): (key: string) => boolean {
+  const wanted = new Set(keys.map(normalizeKey));
+  return (key) => ancestors(key).some((a) => wanted.has(a));
 }
 
 /** A promise that rejects when the signal aborts: a watch on a store that never changes. */
