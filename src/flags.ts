@@ -18,10 +18,11 @@ export function parseFlags(argv: readonly string[]): FlagValues {
       "parse-numbers": false,
       "parse-positional-numbers": false,
     })
-    .option("help", { type: "boolean", alias: "h" })
-    .strict()
+    // yargs' own help and version handling is switched off first: it would drop our options of those names.
     .help(false)
     .version(false)
+    .option("help", { type: "boolean", alias: "h" })
+    .strict()
     .exitProcess(false)
     .fail((message: string | null, err: Error | undefined) => {
       throw usageError(message ?? err?.message ?? "invalid arguments");

@@ -136,7 +136,7 @@ export function workerEntry(): Promise<string | URL> {
   bundled ??= (async () => {
     if (WORKER_ENTRY.protocol !== "file:" || !(await Bun.file(WORKER_ENTRY).exists())) return WORKER_ENTRY;
     try {
-      const result = await Bun.build({ entrypoints: [Bun.fileURLToPath(WORKER_ENTRY)], target: "bun" });
+      const result = await Bun.build({ entrypoints: [Bun.fileURLToPath(WORKER_ENTRY)], target: "bun", minify: true });
       const output = result.outputs[0];
       if (!result.success || !output) return WORKER_ENTRY;
       return URL.createObjectURL(new Blob([await output.text()], { type: "text/javascript" }));

@@ -1,0 +1,141 @@
+// The command line as a user meets it: usage errors, help, version, log formats, modes, secrets.
+import { afterAll, describe, expect, test } from "bun:test";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { OPTIONS } from "../src/options.ts";
+import { baseEnv, Lines, runConfd, spawnConfd, tempDir, writeTree } from "./helpers.ts";
+
+const tmp = tempDir();
+afterAll(tmp.cleanup);
+
+describe("usage", () => {
+  test("an unknown flag: one line naming it, a usage hint, exit 2", async () => {
+    const r = await runConfd(["-onetime", "-bakend", "file"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe("confd: flag provided but not defined: -bakend\nRun 'confd --help' for usage.\n");
+  });
+
+  test("--help lists every flag and exits 0", async () => {
+    const r = await runConfd(["--help"]);
+    expect(r.code).toBe(0);
+    for (const o of OPTIONS) expect(r.stdout).toContain(`  -${o.flag}`);
+  });
+
+  test("-version prints the version", async () => {
+    const r = await runConfd(["-version"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^confd \d+\.\d+\.\d+/);
+  });
+
+  test("a bad confd.toml: one fatal line naming file and line, exit 1", async () => {
+    writeTree(tmp.path, { "bad.toml": 'backend = "file"\ninterval = \n' });
+    const r = await runConfd(["-onetime", "-config-file", join(tmp.path, "bad.toml")]);
+    expect(r.code).toBe(1);
+    const lines = r.stderr.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`FATAL ${join(tmp.path, "bad.toml")}:2:\\d+: invalid TOML: `));
+  });
+
+  test("an unknown backend is named", async () => {
+    const r = await runConfd(["-onetime", "-backend", "nosuch", "-config-file", join(tmp.path, "none")]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('FATAL flag -backend: backend "nosuch" is not available');
+  });
+});
+
+function appConfdir(name: string, data: string, template = 'v={{getv "/app/v"}}\n') {
+  const dir = join(tmp.path, name);
+  const dest = join(dir, "out", "app.conf");
+  writeTree(dir, {
+    "templates/app.hbs": template,
+    "data.yaml": data,
+    "conf.d/app.toml": `[template]\nsrc = "app.hbs"\ndest = ${JSON.stringify(dest)}\nkeys = ["/app"]\n`,
+    "out/.keep": "",
+  });
+  const args = ["-backend", "file", "-file", join(dir, "data.yaml"), "-confdir", dir, "-config-file", join(dir, "none")];
+  return { dir, dest, args };
+}
+
+describe("logging", () => {
+  test("confd's line format by default", async () => {
+    const { args } = appConfdir("fmt", "app:\n  v: 1\n");
+    const r = await runConfd(["-onetime", ...args]);
+    expect(r.stderr.split("\n")[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d) \S+ confd\[\d+\]: (INFO|WARNING) /);
+  });
+
+  test("--log-format json: one JSON object a line", async () => {
+    const { args } = appConfdir("json", "app:\n  v: 1\n");
+    const r = await runConfd(["-onetime", "-log-format", "json", ...args]);
+    const records = r.stderr.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(records.length).toBeGreaterThan(1);
+    expect(records.find((x) => String(x.msg).includes("has been updated"))).toMatchObject({ level: "info", resource: "app" });
+  });
+
+  test("secrets never reach the log, at any level", async () => {
+    const { args } = appConfdir("secret", "app:\n  v: s3cr3t-value\n");
+    const r = await runConfd(["-onetime", "-log-level", "debug", "-password", "hunter2-pw", "-auth-token", "tok-123456", ...args], {
+      env: baseEnv({ CONFD_SECRET_ID: "sid-98765" }),
+    });
+    expect(r.code).toBe(0);
+    for (const secret of ["hunter2-pw", "tok-123456", "sid-98765", "s3cr3t-value"]) expect(r.stderr).not.toContain(secret);
+  });
+});
+
+describe("templates", () => {
+  test("no HTML escaping, partials from <confdir>/templates", async () => {
+    const { dir, dest, args } = appConfdir("partials", 'app:\n  v: "<a href=\'x\'>&amp;</a>"\n', '{{> header}}\nv={{getv "/app/v"}}\n');
+    writeTree(dir, { "templates/header.hbs": "# generated for {{getv \"/app/v\"}}\n" });
+    const r = await runConfd(["-onetime", ...args]);
+    expect(r.code).toBe(0);
+    expect(readFileSync(dest, "utf8")).toBe("# generated for <a href='x'>&amp;</a>\nv=<a href='x'>&amp;</a>\n");
+  });
+
+  test("a missing partial is named", async () => {
+    const { args } = appConfdir("nopartial", "app:\n  v: 1\n", "{{> footer}}\n");
+    const r = await runConfd(["-onetime", ...args]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('partial "footer" not found');
+  });
+
+  test("prototype access stays disabled", async () => {
+    const { dest, args } = appConfdir("proto", "app:\n  v: 1\n", "[{{#with (json \"{}\")}}{{constructor}}{{__proto__}}{{/with}}]\n");
+    const r = await runConfd(["-onetime", ...args]);
+    expect(r.code).toBe(0);
+    expect(readFileSync(dest, "utf8")).toBe("[]\n");
+  });
+});
+
+describe("modes", () => {
+  test("interval: renders at once, then picks up a change at the next interval", async () => {
+    const { dir, dest, args } = appConfdir("interval", "app:\n  v: 1\n");
+    const child = spawnConfd(["-interval", "1", ...args]);
+    const stderr = new Lines(child.stderr);
+    try {
+      await stderr.waitFor(/has been updated/);
+      expect(readFileSync(dest, "utf8")).toBe("v=1\n");
+      const seen = stderr.seen.length;
+      writeFileSync(join(dir, "data.yaml"), "app:\n  v: 2\n");
+      await stderr.waitFor(/has been updated/, seen);
+      expect(readFileSync(dest, "utf8")).toBe("v=2\n");
+    } finally {
+      child.kill("SIGTERM");
+    }
+    expect(await child.exited).toBe(0);
+  });
+
+  test("onetime: every resource is attempted, exit 1 if any failed", async () => {
+    const { dir, args } = appConfdir("onetime", "app:\n  v: 1\n");
+    writeTree(dir, { "conf.d/broken.toml": "[template]\nsrc = \"missing.hbs\"\ndest = \"/nonexistent/x\"\n" });
+    const r = await runConfd(["-onetime", ...args]);
+    expect(r.code).toBe(1);
+    expect(readFileSync(join(dir, "out", "app.conf"), "utf8")).toBe("v=1\n");
+    expect(r.stderr).toContain("ERROR resource broken: ");
+  });
+
+  test("-watch says plainly that it is not available yet", async () => {
+    const { args } = appConfdir("watch", "app:\n  v: 1\n");
+    const r = await runConfd(["-watch", ...args]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("watch mode is not available yet");
+  });
+});
