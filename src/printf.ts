@@ -206,12 +206,7 @@ export function sprintf(format: string, args: readonly unknown[]): string {
     p.out += "%!(EXTRA ";
     args.slice(argNum).forEach((arg, n) => {
       if (n > 0) p.out += ", ";
-      if (arg === null || arg === undefined) {
-        p.out += "<nil>";
-      } else {
-        p.out += goTypeName(arg) + "=";
-        printArg(p, arg, "v", 0);
-      }
+      printTypedArg(p, arg);
     });
     p.out += ")";
   }
@@ -375,15 +370,19 @@ function printArg(p: Printer, arg: unknown, verb: string, depth: number): void {
 function badVerb(p: Printer, verb: string): void {
   p.erroring = true;
   p.out += `%!${verb}(`;
-  const arg = p.arg;
+  printTypedArg(p, p.arg);
+  p.out += ")";
+  p.erroring = false;
+}
+
+/** Go's "type=value" inside its error forms, or "<nil>". */
+function printTypedArg(p: Printer, arg: unknown): void {
   if (arg === null || arg === undefined) {
     p.out += "<nil>";
   } else {
     p.out += goTypeName(arg) + "=";
     printArg(p, arg, "v", 0);
   }
-  p.out += ")";
-  p.erroring = false;
 }
 
 // time.Time is a fmt.Stringer (and GoStringer for %#v); other verbs are errors here,

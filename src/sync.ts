@@ -65,25 +65,22 @@ export async function syncFile(spec: ResourceSpec, content: string, options: Syn
       return { changed: false, outOfSync: true };
     }
 
-    if (spec.checkCmd && !options.syncOnly) {
-      const command = substitute(spec.checkCmd, staged, dest);
-      debug(`Running check command ${command}`);
-      const result = await runCommand(command, { timeoutMs: spec.checkTimeoutMs, platform: options.platform });
-      if (!result.ok) throw commandError("check_cmd", spec.checkTimeoutMs, result, spec);
-      if (result.output) debug(`check_cmd output: ${result.output.trimEnd()}`);
-    }
+    const hook = async (which: "check_cmd" | "reload_cmd", template: string, timeoutMs: number) => {
+      if (!template || options.syncOnly) return;
+      const command = substitute(template, staged, dest);
+      debug(`Running ${which === "check_cmd" ? "check" : "reload"} command ${command}`);
+      const result = await runCommand(command, { timeoutMs, platform: options.platform });
+      if (!result.ok) throw commandError(which, timeoutMs, result, spec);
+      if (result.output) debug(`${which} output: ${result.output.trimEnd()}`);
+    };
+
+    await hook("check_cmd", spec.checkCmd, spec.checkTimeoutMs);
 
     debug(`Overwriting target config ${dest}`);
     replace(staged, dest, content, want, windows);
     keep = false;
 
-    if (spec.reloadCmd && !options.syncOnly) {
-      const command = substitute(spec.reloadCmd, staged, dest);
-      debug(`Running reload command ${command}`);
-      const result = await runCommand(command, { timeoutMs: spec.reloadTimeoutMs, platform: options.platform });
-      if (!result.ok) throw commandError("reload_cmd", spec.reloadTimeoutMs, result, spec);
-      if (result.output) debug(`reload_cmd output: ${result.output.trimEnd()}`);
-    }
+    await hook("reload_cmd", spec.reloadCmd, spec.reloadTimeoutMs);
     info(`Target config ${dest} has been updated`);
     return { changed: true, outOfSync: true };
   } finally {
