@@ -83,10 +83,13 @@ export class ResourceWorker {
   async sync(values: Map<string, string>): Promise<SyncOutcome> {
     if (this.stopped) throw new ConfdError("worker is stopped", { resource: this.name });
     await this.start();
+    const worker = this.worker;
+    // It may have crashed between starting and now; its restart is already scheduled.
+    if (!worker) throw new ConfdError("worker crashed before the sync could start", { resource: this.name });
     const id = this.nextId++;
     const result = new Promise<SyncOutcome>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker!.postMessage({ type: "sync", id, values: [...values] } satisfies ToWorker);
+      worker.postMessage({ type: "sync", id, values: [...values] } satisfies ToWorker);
     });
     this.inflight.add(result);
     result.then(

@@ -1,0 +1,88 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { EnvClient, envName } from "../src/backends/env.ts";
+import { FileClient } from "../src/backends/file.ts";
+import { ancestors, keyFilter } from "../src/backends/index.ts";
+import { tempDir, writeTree } from "./helpers.ts";
+
+const tmp = tempDir();
+afterAll(tmp.cleanup);
+
+describe("key matching", () => {
+  test("ancestors, nearest first", () => {
+    expect(ancestors("/a/b/c")).toEqual(["/a/b/c", "/a/b", "/a", "/"]);
+    expect(ancestors("/")).toEqual(["/"]);
+  });
+
+  test("a key covers itself and what lies below it on a / boundary", () => {
+    const wanted = keyFilter(["/app", "/db/"]);
+    expect(["/app", "/app/x", "/db", "/db/host"].every(wanted)).toBe(true);
+    expect(["/application", "/ap", "/dbx", "/"].some(wanted)).toBe(false);
+    expect(keyFilter(["/"])("/anything/at/all")).toBe(true);
+  });
+});
+
+describe("file backend", () => {
+  test("YAML and JSON flattened as confd does", async () => {
+    writeTree(tmp.path, {
+      "data/a.yaml": "app:\n  name: web\n  port: 8080\n  ratio: 0.5\n  big: 1e21\n  on: true\n  empty: null\n  hosts:\n    - h1\n    - h2\n  nested:\n    - k: v\n",
+      "data/sub/b.json": '{"db": {"host": "127.0.0.1"}, "application": {"x": "1"}}',
+      "data/skip.txt": "not: data",
+    });
+    // The filter applies to file names in directories: skip.txt is left out.
+    const client = new FileClient([join(tmp.path, "data")], "*.[jy]*");
+    const values = await client.getValues(["/app", "/db"]);
+    expect(Object.fromEntries(values)).toEqual({
+      "/app/name": "web",
+      "/app/port": "8080",
+      "/app/ratio": "0.5",
+      "/app/big": "1000000000000000000000",
+      "/app/on": "true",
+      "/app/hosts/0": "h1",
+      "/app/hosts/1": "h2",
+      "/app/nested/0/k": "v",
+      "/db/host": "127.0.0.1",
+    });
+  });
+
+  test("a parse error names the file", async () => {
+    writeTree(tmp.path, { "bad/x.yaml": "a: [1,\n" });
+    const client = new FileClient([join(tmp.path, "bad", "x.yaml")], "*");
+    await expect(client.getValues(["/"])).rejects.toThrow("invalid YAML");
+    await expect(client.getValues(["/"])).rejects.toMatchObject({ context: { file: join(tmp.path, "bad", "x.yaml") } });
+  });
+
+  test("a missing file names the file", async () => {
+    const client = new FileClient([join(tmp.path, "nope.yaml")], "*");
+    await expect(client.getValues(["/"])).rejects.toMatchObject({ message: "cannot read data file: ENOENT", context: { file: join(tmp.path, "nope.yaml") } });
+  });
+
+  test("watch resolves when a file is replaced by rename, as editors do", async () => {
+    writeTree(tmp.path, { "w/data.yaml": "a: 1\n" });
+    const dir = join(tmp.path, "w");
+    const client = new FileClient([dir], "*");
+    const controller = new AbortController();
+    expect(await client.watchPrefix("/", ["/a"], 0, controller.signal)).toBe(1);
+    const changed = client.watchPrefix("/", ["/a"], 1, controller.signal);
+    writeFileSync(join(dir, ".data.yaml.tmp"), "a: 2\n");
+    renameSync(join(dir, ".data.yaml.tmp"), join(dir, "data.yaml"));
+    expect(await changed).toBe(2);
+  });
+});
+
+describe("env backend", () => {
+  test("confd's mapping, on a _ boundary", async () => {
+    expect(envName("/database/host")).toBe("DATABASE_HOST");
+    const client = new EnvClient({ DATABASE_HOST: "h", DATABASE_PORT: "1", DATABASEX: "no", OTHER: "no" });
+    expect(Object.fromEntries(await client.getValues(["/database"]))).toEqual({ "/database/host": "h", "/database/port": "1" });
+  });
+
+  test("a watch never fires; it ends when stopped", async () => {
+    const client = new EnvClient({});
+    const controller = new AbortController();
+    const watch = client.watchPrefix("/", [], 1, controller.signal);
+    controller.abort(new Error("stopped"));
+    await expect(watch).rejects.toThrow("stopped");
+  });
+});
