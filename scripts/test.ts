@@ -4,6 +4,34 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
+/**
+ * The store tests run real etcd and redis servers (Debian's etcd-server and redis-server), started by the
+ * tests on spare loopback ports. A machine without them gets them here, when we may install packages.
+ */
+function ensureServers(): void {
+  const missing = [
+    ["etcd", "etcd-server"],
+    ["redis-server", "redis-server"],
+  ].filter(([bin]) => !Bun.which(bin!) && !Bun.which(bin!, { PATH: "/usr/bin:/usr/sbin:/bin:/sbin" }));
+  if (missing.length === 0) return;
+  const packages = missing.map(([, pkg]) => pkg!);
+  if (process.getuid?.() !== 0 || !Bun.which("apt-get")) {
+    console.error(`The tests need ${packages.join(" and ")}: install them (Debian: apt-get install ${packages.join(" ")}).`);
+    process.exit(1);
+  }
+  console.error(`Installing ${packages.join(", ")} for the store tests...`);
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  for (const argv of [["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", ...packages]]) {
+    const r = Bun.spawnSync(argv, { env, stdout: "inherit", stderr: "inherit" });
+    if (r.exitCode !== 0) {
+      console.error(`${argv.join(" ")} failed with status ${r.exitCode}`);
+      process.exit(1);
+    }
+  }
+}
+
+ensureServers();
+
 const dir = mkdtempSync(join(tmpdir(), "confd-test-report-"));
 const report = join(dir, "junit.xml");
 // Tests run the CLI and real commands as processes; bun's 5 s default is tight on a loaded 2-core machine.

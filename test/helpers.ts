@@ -105,3 +105,11 @@ export class Lines {
     return this.seen.join("\n");
   }
 }
+
+/** A TCP port on 127.0.0.1 that nothing listens on right now, for a test server. */
+export function freePort(): number {
+  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = server.port;
+  server.stop(true);
+  return port;
+}

@@ -12,16 +12,27 @@ export interface StoreClient {
   getValues(keys: readonly string[]): Promise<Map<string, string>>;
   /**
    * Resolves with a new index once something under `prefix` may have changed after `waitIndex`
-   * (0 means "no index yet": resolve at once). Rejects with the signal's reason when aborted.
+   * (0 means "no index yet": resolve at once with the current one). A change made between two calls
+   * is not lost: the next call, given the index the last one returned, resolves at once. Resolving
+   * when nothing changed is allowed (after a reconnect, say, when the client cannot know what it
+   * missed): the caller then re-reads. Rejects when the store cannot be reached (the caller retries
+   * with backoff and the same index) and with the signal's reason when aborted.
    */
   watchPrefix(prefix: string, keys: readonly string[], waitIndex: number, signal: AbortSignal): Promise<number>;
   close(): Promise<void>;
 }
 
-export const BACKENDS = ["env", "file"] as const;
+export const BACKENDS = ["consul", "env", "etcd", "etcdv3", "file", "redis"] as const;
 
 export async function createStoreClient(config: Config): Promise<StoreClient> {
   switch (config.backend) {
+    case "etcd":
+    case "etcdv3":
+      return (await import("./etcd.ts")).connect(config);
+    case "redis":
+      return (await import("./redis.ts")).connect(config);
+    case "consul":
+      return (await import("./consul.ts")).connect(config);
     case "env": {
       const { EnvClient } = await import("./env.ts");
       return new EnvClient(process.env);
