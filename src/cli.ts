@@ -10,9 +10,10 @@ import { parseFlags, usage, UsageError } from "./flags.ts";
 import { compileHandlebars } from "./handlebars.ts";
 import { configureLog, emit, log, redact, type LogFormat, type LogLevel } from "./log.ts";
 import { OPTIONS, type Config } from "./options.ts";
-import { processAll, runInterval, type Job } from "./processor.ts";
+import { processAll, runInterval } from "./processor.ts";
 import type { CompiledTemplate } from "./protocol.ts";
 import { loadResources, type ResourceSpec } from "./resource.ts";
+import { runWatch } from "./watch.ts";
 import { ResourceWorker } from "./workers.ts";
 
 /** How long a signal waits for syncs in flight before exiting anyway (commands have their own timeouts). */
@@ -49,10 +50,6 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   for (const o of OPTIONS) if (o.secret) redact(String(config[o.field]));
 
-  if (config.watch) {
-    log.fatal("watch mode is not available yet in this build; use -interval or -onetime");
-    return 1;
-  }
   log.info(`Backend set to ${config.backend}`);
 
   let client: StoreClient;
@@ -84,6 +81,13 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (stop.signal.aborted) return 0;
       return result.failed + loadFailures > 0 ? 1 : 0;
     }
+    if (config.watch) {
+      if (config.backend === "env") {
+        log.info("The env backend cannot change while confd runs: with -watch its resources render once, then confd waits for a signal");
+      }
+      await runWatch(client, jobs, stop.signal);
+      return 0;
+    }
     log.info(`Processing every ${config.interval}s`);
     await runInterval(client, jobs, config.interval * 1000, stop.signal);
     return 0;
@@ -94,13 +98,15 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 /** Loads and compiles every resource; a resource that cannot be loaded is reported and left out. */
-function prepareJobs(config: Config): { jobs: Job[]; loadFailures: number } {
+type WorkerJob = { resource: ResourceSpec; worker: ResourceWorker };
+
+function prepareJobs(config: Config): { jobs: WorkerJob[]; loadFailures: number } {
   log.debug(`Loading template resources from confdir ${config.confdir}`);
   const loaded = loadResources({ confdir: config.confdir, prefix: config.prefix });
   for (const warning of loaded.warnings) log.warning(warning);
   const errors: ConfdError[] = [...loaded.errors];
   const compiled = new Map<string, CompiledTemplate>();
-  const jobs: Job[] = [];
+  const jobs: WorkerJob[] = [];
   const templatesDir = join(config.confdir, "templates");
   for (const resource of loaded.resources) {
     try {

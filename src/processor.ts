@@ -6,11 +6,12 @@ import { ancestors, normalizeKey, type StoreClient } from "./backends/index.ts";
 import { describeError, withContext } from "./errors.ts";
 import { log } from "./log.ts";
 import { storeKeys, type ResourceSpec } from "./resource.ts";
-import type { ResourceWorker } from "./workers.ts";
+import type { SyncOutcome } from "./sync.ts";
 
+/** A resource and whatever renders and syncs it (its worker thread; a stand-in in tests). */
 export interface Job {
   resource: ResourceSpec;
-  worker: ResourceWorker;
+  worker: { sync(values: Map<string, string>): Promise<SyncOutcome> };
 }
 
 export interface RunResult {

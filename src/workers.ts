@@ -1,7 +1,7 @@
 // The main thread's handle on one resource's worker: start it, send it values to sync, and when it
 // throws or dies, report it under the resource's name and start a new one with backoff. Other
 // resources' workers are separate threads and never notice.
-import { ConfdError, type ErrorData } from "./errors.ts";
+import { ConfdError } from "./errors.ts";
 import type { LogRecord } from "./log.ts";
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
 import type { SyncOutcome } from "./sync.ts";
@@ -28,6 +28,7 @@ export class ResourceWorker {
   private nextId = 1;
   private failures = 0;
   private restartTimer: ReturnType<typeof setTimeout> | undefined;
+  private lastUrl: string | URL | undefined;
   private stopped = false;
 
   constructor(
@@ -48,6 +49,7 @@ export class ResourceWorker {
   }
 
   private spawn(url: string | URL): Promise<void> {
+    this.lastUrl = url;
     return new Promise<void>((resolve, reject) => {
       const worker = new Worker(url);
       this.worker = worker;
@@ -85,7 +87,7 @@ export class ResourceWorker {
     await this.start();
     const worker = this.worker;
     // It may have crashed between starting and now; its restart is already scheduled.
-    if (!worker) throw new ConfdError("worker crashed before the sync could start", { resource: this.name });
+    if (!worker) throw new WorkerCrashError("worker crashed before the sync could start", { resource: this.name });
     const id = this.nextId++;
     const result = new Promise<SyncOutcome>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -112,21 +114,27 @@ export class ResourceWorker {
   private crashed(worker: Worker, why: string, rejectStart: (e: ConfdError) => void): void {
     if (worker !== this.worker) return;
     this.worker = undefined;
-    this.ready = undefined;
     worker.terminate();
     if (this.stopped) return;
     this.failures++;
-    const error: ErrorData = { message: `worker crashed: ${why}`, context: { resource: this.name, file: this.init.resource.file } };
-    rejectStart(ConfdError.fromData(error));
-    for (const p of this.pending.values()) p.reject(ConfdError.fromData(error));
+    const error = new WorkerCrashError(`worker crashed: ${why}`, { resource: this.name, file: this.init.resource.file });
+    rejectStart(error);
+    for (const p of this.pending.values()) p.reject(error);
     this.pending.clear();
     const delay = backoff(this.failures);
     this.hooks.log({ level: "error", message: `worker crashed (${why}); restarting in ${Math.round(delay)} ms`, fields: { resource: this.name } });
-    this.restartTimer = setTimeout(() => {
-      if (!this.stopped) this.start().catch(() => {});
-    }, delay);
+    // A sync asked for meanwhile waits for the restart instead of starting a worker at once: a worker
+    // that crashes on every sync must not be restarted in a tight loop.
+    const url = this.lastUrl!;
+    this.ready = new Promise<void>((resolve) => {
+      this.restartTimer = setTimeout(resolve, delay);
+    }).then(() => this.spawn(url));
+    this.ready.catch(() => {});
   }
 }
+
+/** The worker thread died; the values it was given may be fine, and a retry is worth it. */
+export class WorkerCrashError extends ConfdError {}
 
 let bundled: Promise<string | URL> | undefined;
 

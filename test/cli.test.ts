@@ -1,6 +1,6 @@
 // The command line as a user meets it: usage errors, help, version, log formats, modes, secrets.
 import { afterAll, describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { OPTIONS } from "../src/options.ts";
 import { baseEnv, Lines, runConfd, spawnConfd, tempDir, writeTree } from "./helpers.ts";
@@ -132,10 +132,45 @@ describe("modes", () => {
     expect(r.stderr).toContain("ERROR resource broken: ");
   });
 
-  test("-watch says plainly that it is not available yet", async () => {
-    const { args } = appConfdir("watch", "app:\n  v: 1\n");
-    const r = await runConfd(["-watch", ...args]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain("watch mode is not available yet");
+  test("-watch with the file backend: renders at once, then follows edits, including replace-by-rename", async () => {
+    const { dir, dest, args } = appConfdir("watch", "app:\n  v: 1\n");
+    const child = spawnConfd(["-watch", ...args]);
+    const stderr = new Lines(child.stderr);
+    try {
+      await stderr.waitFor(/has been updated/);
+      expect(readFileSync(dest, "utf8")).toBe("v=1\n");
+      let seen = stderr.seen.length;
+      writeFileSync(join(dir, "data.yaml"), "app:\n  v: 2\n");
+      await stderr.waitFor(/has been updated/, seen);
+      expect(readFileSync(dest, "utf8")).toBe("v=2\n");
+      seen = stderr.seen.length;
+      writeFileSync(join(dir, "data.yaml.new"), "app:\n  v: 3\n");
+      renameSync(join(dir, "data.yaml.new"), join(dir, "data.yaml"));
+      await stderr.waitFor(/has been updated/, seen);
+      expect(readFileSync(dest, "utf8")).toBe("v=3\n");
+    } finally {
+      child.kill("SIGTERM");
+    }
+    expect(await child.exited).toBe(0);
+  });
+
+  test("-watch with the env backend renders once and says why", async () => {
+    const dir = join(tmp.path, "envwatch");
+    const dest = join(dir, "out", "app.conf");
+    writeTree(dir, {
+      "templates/app.hbs": 'v={{getv "/app/v"}}\n',
+      "conf.d/app.toml": `[template]\nsrc = "app.hbs"\ndest = ${JSON.stringify(dest)}\nkeys = ["/app"]\n`,
+      "out/.keep": "",
+    });
+    const child = spawnConfd(["-watch", "-backend", "env", "-confdir", dir, "-config-file", join(dir, "none")], { env: baseEnv({ APP_V: "42" }) });
+    const stderr = new Lines(child.stderr);
+    try {
+      await stderr.waitFor(/has been updated/);
+      expect(readFileSync(dest, "utf8")).toBe("v=42\n");
+      expect(stderr.text()).toContain("The env backend cannot change while confd runs");
+    } finally {
+      child.kill("SIGTERM");
+    }
+    expect(await child.exited).toBe(0);
   });
 });

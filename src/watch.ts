@@ -1,0 +1,147 @@
+// Watch mode: one data plane for every resource. Each distinct subtree the resources read is watched
+// once, however many resources read it; a change marks the resources under it dirty; dirty resources
+// are read from the store together, once, and handed to their workers. A resource that is syncing when
+// more changes arrive syncs once more afterwards, with the latest values, not once per change. A store
+// that cannot be reached is retried with backoff, with one log line per change of state.
+import { ancestors, normalizeKey, type StoreClient } from "./backends/index.ts";
+import { describeError, withContext } from "./errors.ts";
+import { log } from "./log.ts";
+import type { Job } from "./processor.ts";
+import { splitValues } from "./processor.ts";
+import { storeKeys } from "./resource.ts";
+import { backoff, WorkerCrashError } from "./workers.ts";
+
+export interface Watch {
+  prefix: string;
+  /** The store keys under this prefix, for backends that watch keys rather than subtrees. */
+  keys: string[];
+  jobs: Job[];
+}
+
+/**
+ * The subtrees to watch: every resource's store keys, minus those inside another one ("/app/x" is
+ * covered by a watch on "/app"), each with the resources that read something inside it.
+ */
+export function planWatches(jobs: readonly Job[]): Watch[] {
+  const keysOf = new Map<Job, string[]>(jobs.map((j) => [j, storeKeys(j.resource).map(normalizeKey)]));
+  const all = new Set([...keysOf.values()].flat());
+  const roots = [...all].filter((k) => !ancestors(k).slice(1).some((a) => all.has(a))).sort();
+  return roots.map((prefix) => ({
+    prefix,
+    keys: [...all].filter((k) => ancestors(k).includes(prefix)).sort(),
+    jobs: jobs.filter((j) => keysOf.get(j)!.some((k) => ancestors(k).includes(prefix))),
+  }));
+}
+
+/** Tracks whether the store is reachable and logs only the transitions. */
+class StoreHealth {
+  private failures = 0;
+
+  failed(err: unknown): number {
+    this.failures++;
+    const delay = backoff(this.failures);
+    if (this.failures === 1) log.error(`store connection lost: ${describeError(withContext(err, {}))}; retrying with backoff`);
+    else log.debug(`store still unreachable (attempt ${this.failures}); next try in ${Math.round(delay)} ms`);
+    return delay;
+  }
+
+  ok(): void {
+    if (this.failures > 0) log.info(`store connection restored after ${this.failures} failed attempt${this.failures === 1 ? "" : "s"}`);
+    this.failures = 0;
+  }
+}
+
+export async function runWatch(client: StoreClient, jobs: readonly Job[], signal: AbortSignal): Promise<void> {
+  const health = new StoreHealth();
+  const dirty = new Set<Job>();
+  const syncing = new Set<Job>();
+  const inflight = new Set<Promise<void>>();
+  let reading = false;
+  let scheduled = false;
+  let retryTimer: ReturnType<typeof setTimeout> | undefined;
+
+  const schedule = () => {
+    if (scheduled || reading || signal.aborted) return;
+    scheduled = true;
+    // A microtask later, so that events arriving together are read together.
+    queueMicrotask(() => {
+      scheduled = false;
+      void flush();
+    });
+  };
+
+  const markDirty = (list: readonly Job[]) => {
+    for (const j of list) dirty.add(j);
+    schedule();
+  };
+
+  const flush = async () => {
+    const ready = [...dirty].filter((j) => !syncing.has(j));
+    if (ready.length === 0 || signal.aborted) return;
+    for (const j of ready) dirty.delete(j);
+    reading = true;
+    let values: Map<string, string>;
+    try {
+      values = await client.getValues([...new Set(ready.flatMap((j) => storeKeys(j.resource)))]);
+      health.ok();
+    } catch (err) {
+      for (const j of ready) dirty.add(j);
+      reading = false;
+      clearTimeout(retryTimer);
+      retryTimer = setTimeout(schedule, health.failed(err));
+      return;
+    }
+    reading = false;
+    const perResource = splitValues(
+      ready.map((j) => j.resource),
+      values,
+    );
+    ready.forEach((j, i) => {
+      syncing.add(j);
+      const done = j.worker
+        .sync(perResource[i]!)
+        .then(
+          () => {},
+          (err: unknown) => {
+            log.error(describeError(withContext(err, { resource: j.resource.name })));
+            // A crash says nothing about the values: try again once the worker is back.
+            if (err instanceof WorkerCrashError) dirty.add(j);
+          },
+        )
+        .finally(() => {
+          syncing.delete(j);
+          inflight.delete(done);
+          if (dirty.has(j)) schedule();
+        });
+      inflight.add(done);
+    });
+    if (dirty.size > 0) schedule();
+  };
+
+  const watchLoop = async (w: Watch) => {
+    let index = 0;
+    while (!signal.aborted) {
+      try {
+        index = await client.watchPrefix(w.prefix, w.keys, index, signal);
+        health.ok();
+        markDirty(w.jobs);
+      } catch (err) {
+        if (signal.aborted) return;
+        const delay = health.failed(err);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay);
+          signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+        });
+      }
+    }
+  };
+
+  const watches = planWatches(jobs);
+  // Resources that read no keys (a template of getenv calls, say) have nothing to watch: render them once.
+  markDirty(jobs.filter((j) => !watches.some((w) => w.jobs.includes(j))));
+  log.info(`Watching ${watches.length} prefix${watches.length === 1 ? "" : "es"} for ${jobs.length} resource${jobs.length === 1 ? "" : "s"}`);
+  for (const w of watches) log.debug(`Watching ${w.prefix} for ${w.jobs.map((j) => j.resource.name).join(", ")}`);
+  await Promise.all(watches.map(watchLoop));
+  clearTimeout(retryTimer);
+  await Promise.allSettled([...inflight]);
+}
