@@ -101,6 +101,15 @@ export class Lines {
     });
   }
 
+  /** Resolves once `count` lines in all have matched `pattern`. */
+  async waitForCount(pattern: RegExp, count: number): Promise<void> {
+    let from = 0;
+    for (let seen = 0; seen < count; seen++) {
+      await this.waitFor(pattern, from);
+      from = this.seen.findIndex((line, i) => i >= from && pattern.test(line)) + 1;
+    }
+  }
+
   text(): string {
     return this.seen.join("\n");
   }
