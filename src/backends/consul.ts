@@ -1,0 +1,430 @@
+// The consul backend: confd's reads of Consul's KV store, through the consul package, and watches built
+// on Consul's blocking queries. It owns the connection settings (nodes and failover between them,
+// scheme, TLS, basic auth, ACL token) and one shared blocking-query loop per watched prefix, which
+// tells a real change under the prefix from an index that moved for other keys, handles the index
+// going backwards, and rate-limits itself as Consul's blocking-query documentation asks.
+import { EventEmitter } from "node:events";
+import { readFileSync } from "node:fs";
+import http, { type IncomingMessage } from "node:http";
+import https from "node:https";
+import net from "node:net";
+import { posix } from "node:path";
+import type { Duplex } from "node:stream";
+import Consul from "consul";
+import { ConfdError } from "../errors.ts";
+import type { Config } from "../options.ts";
+import { ancestors, keyFilter, normalizeKey, type StoreClient } from "./index.ts";
+
+const DEFAULT_NODE = "127.0.0.1:8500";
+/** A node that has not accepted the connection by then is taken as down, and the next one is tried. */
+const CONNECT_TIMEOUT_MS = 5_000;
+/** For a request that is not a blocking query, which Consul answers in milliseconds. */
+const REQUEST_TIMEOUT_MS = 10_000;
+/** How long one blocking query may be held. Consul adds up to wait/16 of its own to spread wake-ups. */
+const WAIT_MS = 60_000;
+const BLOCKING_TIMEOUT_MS = WAIT_MS + WAIT_MS / 16 + REQUEST_TIMEOUT_MS;
+/**
+ * Consul's advice for blocking loops: no pause in the happy case, but degrade to polling when results
+ * churn. A token bucket with a burst of 2, refilled one request a second; once it runs dry the wait
+ * also gets a random part (2% of the blocking wait) so that the instances a churning key woke together
+ * do not come back together.
+ */
+const RATE_BURST = 2;
+const RATE_REFILL_MS = 1_000;
+const RATE_JITTER_MS = WAIT_MS / 50;
+
+/**
+ * Connection settings beyond Config: the environment CONSUL_HTTP_TOKEN is read from (a parameter so
+ * that tests need not touch process.env).
+ */
+export interface ConsulConnectOptions {
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+export async function connect(config: Config, options: ConsulConnectOptions = {}): Promise<StoreClient> {
+  const env = options.env ?? process.env;
+  const tls = tlsSettings(config);
+  const scheme = config.scheme === "https" || tls !== undefined ? "https" : "http";
+  const headers: Record<string, string> = {};
+  // As confd: basic auth only when asked for with -basic-auth, for a proxy in front of Consul.
+  if (config.basicAuth) headers.authorization = `Basic ${Buffer.from(`${config.username}:${config.password}`).toString("base64")}`;
+  const token = config.authToken || env.CONSUL_HTTP_TOKEN || undefined;
+  const nodes = (config.nodes.length > 0 ? config.nodes : [DEFAULT_NODE]).map((node) => new ConsulNode(nodeUrl(node, scheme), headers, token, tls));
+  return new ConsulClient(nodes);
+}
+
+/** A KV listing: the X-Consul-Index of the answer and the pairs under the asked-for key (raw prefix). */
+interface Listing {
+  index: number;
+  pairs: KvPair[];
+}
+
+interface KvPair {
+  Key: string;
+  /** Base64-decoded to UTF-8 by the consul package; null for a key without a value. */
+  Value: string | null;
+}
+
+/** Options the consul package passes on to papi, its HTTP layer; its .d.ts declares only a few. */
+interface ClientOptions {
+  baseUrl: string;
+  agent: http.Agent;
+  headers: Record<string, string>;
+  defaults?: { token: string };
+  ca?: string;
+  cert?: string;
+  key?: string;
+  rejectUnauthorized?: boolean;
+}
+
+interface TlsSettings {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  rejectUnauthorized: boolean;
+}
+
+/**
+ * kv.get as it behaves with `ctx.includeResponse` (so that the X-Consul-Index header can be read):
+ * it resolves with the response and the pairs, the pairs absent on a 404. Its .d.ts describes neither
+ * that nor the index, wait, timeout and ctx options.
+ */
+interface KvApi {
+  get(options: {
+    key: string;
+    recurse: true;
+    index?: number;
+    wait?: string;
+    timeout: number;
+    ctx: EventEmitter & { includeResponse: true };
+  }): Promise<[IncomingMessage, unknown?]>;
+}
+
+/** One Consul agent or server, with its own keep-alive connections. */
+class ConsulNode {
+  /** host:port, for messages: never the credentials. */
+  readonly label: string;
+  private readonly agent: http.Agent;
+  private readonly kv: KvApi;
+
+  constructor(url: URL, headers: Record<string, string>, token: string | undefined, tls: TlsSettings | undefined) {
+    this.label = url.host;
+    this.agent = url.protocol === "https:" ? new GuardedHttpsAgent({ keepAlive: true }) : new GuardedHttpAgent({ keepAlive: true });
+    const options: ClientOptions = { baseUrl: `${url.protocol}//${url.host}/v1`, agent: this.agent, headers, ...tls };
+    if (token) options.defaults = { token };
+    this.kv = new Consul(options).kv as unknown as KvApi;
+  }
+
+  /** The pairs under `key`; with an index above 0, a blocking query that waits for it to be passed. */
+  async list(key: string, index: number, signal: AbortSignal): Promise<Listing> {
+    signal.throwIfAborted();
+    // papi aborts the request when its context emits "cancel".
+    const ctx = Object.assign(new EventEmitter(), { includeResponse: true as const });
+    const cancel = () => ctx.emit("cancel");
+    signal.addEventListener("abort", cancel, { once: true });
+    try {
+      const blocking = index > 0 ? { index, wait: `${WAIT_MS / 1000}s`, timeout: BLOCKING_TIMEOUT_MS } : { timeout: REQUEST_TIMEOUT_MS };
+      const [res, body] = await this.kv.get({ key, recurse: true, ctx, ...blocking });
+      if (body !== undefined && !Array.isArray(body)) throw new Error("the answer is not a KV listing");
+      const header = res.headers["x-consul-index"];
+      return { index: Number(Array.isArray(header) ? header[0] : header) || 0, pairs: (body ?? []) as KvPair[] };
+    } finally {
+      signal.removeEventListener("abort", cancel);
+    }
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+class ConsulClient implements StoreClient {
+  /** The node that answered last, tried first: failover sticks instead of retrying a dead node each time. */
+  private preferred = 0;
+  private readonly watches = new Map<string, PrefixWatch>();
+  private closed = false;
+
+  constructor(private readonly nodes: readonly ConsulNode[]) {}
+
+  async getValues(keys: readonly string[]): Promise<Map<string, string>> {
+    if (this.closed) throw closedError();
+    const roots = new Set(keys.map(normalizeKey));
+    // A key below another asked-for key is in that one's listing already.
+    const queries = [...roots].filter((k) => !ancestors(k).slice(1).some((a) => roots.has(a)));
+    const listings = await Promise.all(queries.map((k) => this.list(k, 0, new AbortController().signal)));
+    // Consul's recurse is a raw string prefix ("app" lists "application"): keep the "/" boundary.
+    const wanted = keyFilter(keys);
+    const values = new Map<string, string>();
+    for (const { pairs } of listings) {
+      for (const pair of pairs) {
+        const key = storeKey(pair.Key);
+        if (wanted(key)) values.set(key, pair.Value ?? "");
+      }
+    }
+    return values;
+  }
+
+  watchPrefix(prefix: string, _keys: readonly string[], waitIndex: number, signal: AbortSignal): Promise<number> {
+    if (signal.aborted) return Promise.reject(signal.reason);
+    if (this.closed) return Promise.reject(closedError());
+    const key = normalizeKey(prefix);
+    let watch = this.watches.get(key);
+    if (!watch) {
+      watch = new PrefixWatch(key, (index, abort) => this.list(key, index, abort));
+      this.watches.set(key, watch);
+    }
+    return watch.wait(waitIndex, signal);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const watch of this.watches.values()) watch.fail(closedError());
+    for (const node of this.nodes) node.close();
+  }
+
+  /** Lists `key` (absolute), trying each node in turn from the preferred one while they cannot be reached. */
+  private async list(key: string, index: number, signal: AbortSignal): Promise<Listing> {
+    // confd strips the leading "/" for Consul, whose keys have none, and adds it back on results.
+    const consulKey = key.replace(/^\/+/, "");
+    const failures: string[] = [];
+    for (let i = 0; i < this.nodes.length; i++) {
+      const n = (this.preferred + i) % this.nodes.length;
+      const node = this.nodes[n]!;
+      try {
+        const listing = await node.list(consulKey, index, signal);
+        this.preferred = n;
+        return listing;
+      } catch (err) {
+        if (signal.aborted) throw signal.reason;
+        const status = statusOf(err);
+        // A 4xx is Consul's answer, the same from every node; a 5xx (no leader, say) may be one node's.
+        if (status !== undefined && status < 500) throw refusal(status, err, key);
+        failures.push(`${node.label} (${reasonOf(err)})`);
+      }
+    }
+    throw new ConfdError(`the consul store cannot be reached: ${failures.join(", ")}`);
+  }
+}
+
+interface Waiter {
+  waitIndex: number;
+  signal: AbortSignal;
+  resolve(index: number): void;
+  reject(err: unknown): void;
+  onAbort(): void;
+}
+
+/**
+ * The blocking-query loop of one prefix, shared by every caller watching it. It runs while someone
+ * waits, and keeps what it last saw between runs, so that each answer is compared with the previous
+ * one: callers are woken only when the values under the prefix differ, not whenever the index moved.
+ */
+class PrefixWatch {
+  /** The X-Consul-Index last seen for the prefix; 0 before the first answer. */
+  private index = 0;
+  /** The values under the prefix (on the "/" boundary) at `index`. */
+  private values = new Map<string, string>();
+  /** The index at which the values were last seen to change (or could not be compared). */
+  private changedAt = 0;
+  private readonly waiters = new Set<Waiter>();
+  private running = false;
+  /** Stops the pause or request in progress when the last caller leaves or the client closes. */
+  private controller: AbortController | undefined;
+  private readonly rate = new RateLimit();
+  private readonly within: (key: string) => boolean;
+
+  constructor(
+    prefix: string,
+    private readonly list: (index: number, signal: AbortSignal) => Promise<Listing>,
+  ) {
+    this.within = keyFilter([prefix]);
+  }
+
+  wait(waitIndex: number, signal: AbortSignal): Promise<number> {
+    if (this.index > 0 && this.hasNews(waitIndex)) return Promise.resolve(this.index);
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = { waitIndex, signal, resolve, reject, onAbort: () => this.settle(waiter, () => reject(signal.reason)) };
+      signal.addEventListener("abort", waiter.onAbort, { once: true });
+      this.waiters.add(waiter);
+      if (!this.running) void this.run();
+    });
+  }
+
+  fail(err: unknown): void {
+    for (const w of [...this.waiters]) this.settle(w, () => w.reject(err));
+  }
+
+  /**
+   * Whether a caller who last saw `waitIndex` has something to read: it has no index yet, or the
+   * values changed since, or its index is ahead of ours (the store went backwards: it must re-read).
+   */
+  private hasNews(waitIndex: number): boolean {
+    return waitIndex === 0 || waitIndex > this.index || this.changedAt > waitIndex;
+  }
+
+  private settle(waiter: Waiter, finish: () => void): void {
+    waiter.signal.removeEventListener("abort", waiter.onAbort);
+    this.waiters.delete(waiter);
+    if (this.waiters.size === 0) this.controller?.abort();
+    finish();
+  }
+
+  private async run(): Promise<void> {
+    this.running = true;
+    while (this.waiters.size > 0) {
+      const controller = new AbortController();
+      this.controller = controller;
+      try {
+        await pause(this.rate.delay(), controller.signal);
+        this.update(await this.list(this.index, controller.signal));
+      } catch (err) {
+        // Aborted: no caller is left (or one came back meanwhile, and the loop goes on for it).
+        if (!controller.signal.aborted) this.fail(err);
+      }
+    }
+    this.controller = undefined;
+    this.running = false;
+  }
+
+  private update(listing: Listing): void {
+    const values = new Map<string, string>();
+    for (const pair of listing.pairs) {
+      const key = storeKey(pair.Key);
+      if (this.within(key)) values.set(key, pair.Value ?? "");
+    }
+    // Consul's documentation: an index that went backwards (a snapshot restored, the newest key of a
+    // listing removed) means starting over, and an index of 0 is a bug to survive by blocking on 1.
+    const reset = listing.index < this.index || listing.index <= 0;
+    const index = Math.max(listing.index, 1);
+    // Without an earlier answer to compare with (the first one), assume a change.
+    if (reset || this.index === 0 || !sameValues(values, this.values)) this.changedAt = index;
+    this.index = index;
+    this.values = values;
+    for (const w of [...this.waiters]) if (reset || this.hasNews(w.waitIndex)) this.settle(w, () => w.resolve(index));
+  }
+}
+
+class RateLimit {
+  private tokens = RATE_BURST;
+  private at = performance.now();
+
+  /** Milliseconds to wait before the next request. Its token is taken now: the debt carries over. */
+  delay(): number {
+    const now = performance.now();
+    this.tokens = Math.min(RATE_BURST, this.tokens + (now - this.at) / RATE_REFILL_MS) - 1;
+    this.at = now;
+    return this.tokens >= 0 ? 0 : -this.tokens * RATE_REFILL_MS + Math.random() * RATE_JITTER_MS;
+  }
+}
+
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+function sameValues(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
+}
+
+/** Consul's "app/db/" as confd names it: "/app/db" (Go's path.Join("/", key)). */
+function storeKey(consulKey: string): string {
+  return normalizeKey(posix.join("/", consulKey));
+}
+
+/**
+ * A blocking query is held open for a minute, so no request timeout can tell a dead node from a quiet
+ * one quickly; a connection that is not up within CONNECT_TIMEOUT_MS can.
+ */
+function guardConnect(socket: Duplex | null | undefined): Duplex | null | undefined {
+  if (socket instanceof net.Socket && socket.connecting) {
+    const timer = setTimeout(() => socket.destroy(new Error(`no connection within ${CONNECT_TIMEOUT_MS / 1000} s`)), CONNECT_TIMEOUT_MS);
+    socket.once("connect", () => clearTimeout(timer));
+    socket.once("close", () => clearTimeout(timer));
+  }
+  return socket;
+}
+
+class GuardedHttpAgent extends http.Agent {
+  override createConnection(options: http.ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void) {
+    return guardConnect(super.createConnection(options, callback));
+  }
+}
+
+class GuardedHttpsAgent extends https.Agent {
+  override createConnection(options: https.RequestOptions, callback?: (err: Error | null, stream: Duplex) => void) {
+    return guardConnect(super.createConnection(options, callback));
+  }
+}
+
+/** "host:port" in the configured scheme, or a URL that names its own. */
+function nodeUrl(node: string, scheme: string): URL {
+  const text = /^[a-z][a-z0-9+.-]*:\/\//i.test(node) ? node : `${scheme}://${node}`;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ConfdError(`invalid consul node "${node}": expected host:port or a URL`, { flag: "-node" });
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new ConfdError(`invalid consul node "${node}": the scheme must be http or https`, { flag: "-node" });
+  }
+  return url;
+}
+
+/** TLS settings when any TLS option is given (which also selects https), as confd's TLS flags. */
+function tlsSettings(config: Config): TlsSettings | undefined {
+  if (!config.clientCaKeys && !config.clientCert && !config.clientKey && !config.clientInsecure) return undefined;
+  if (Boolean(config.clientCert) !== Boolean(config.clientKey)) {
+    throw new ConfdError("a client certificate needs both -client-cert and -client-key", { flag: config.clientCert ? "-client-key" : "-client-cert" });
+  }
+  return {
+    ca: config.clientCaKeys ? readPem(config.clientCaKeys, "-client-ca-keys") : undefined,
+    cert: config.clientCert ? readPem(config.clientCert, "-client-cert") : undefined,
+    key: config.clientKey ? readPem(config.clientKey, "-client-key") : undefined,
+    rejectUnauthorized: !config.clientInsecure,
+  };
+}
+
+function readPem(file: string, flag: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfdError(`cannot read TLS file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file, flag });
+  }
+}
+
+function statusOf(err: unknown): number | undefined {
+  const status = (err as { statusCode?: unknown } | null)?.statusCode;
+  return typeof status === "number" ? status : undefined;
+}
+
+/** The error's own words, without the "consul: kv.get: " papi puts first. */
+function reasonOf(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.replace(/^consul: [\w.]+: /, "");
+}
+
+function refusal(status: number, err: unknown, key: string): ConfdError {
+  const reason = reasonOf(err);
+  if (status === 403) {
+    return new ConfdError(`consul denied access (403 ${reason}): check the ACL token (-auth-token or CONSUL_HTTP_TOKEN)`, { key });
+  }
+  return new ConfdError(`consul refused the request (${status} ${reason})`, { key });
+}
+
+function closedError(): ConfdError {
+  return new ConfdError("the consul client is closed");
+}
