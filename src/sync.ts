@@ -47,24 +47,26 @@ export async function syncFile(spec: ResourceSpec, content: string, options: Syn
     gid: spec.gid ?? process.getegid?.() ?? 0,
   };
 
+  // Compared in memory first: a file already in sync (most renders in watch mode) costs no write.
+  const old = current ? readFileSync(dest) : undefined;
+  const differences = compare(current, old, content, want, windows);
+  if (differences.length === 0) {
+    debug(`Target config ${dest} in sync`);
+    return { changed: false, outOfSync: false };
+  }
+  info(`Target config ${dest} out of sync: ${differences.join(", ")}`);
+
+  if (options.noop) {
+    options.log({ level: "warning", message: `Noop mode enabled. ${dest} will not be modified` });
+    const diff = unifiedDiff(old?.toString("utf8") ?? "", content, dest, `${dest} (rendered)`);
+    if (diff) options.report(diff);
+    if (options.keepStageFile) debug(`Rendered file kept at ${stage(dest, content, want, windows)}`);
+    return { changed: false, outOfSync: true };
+  }
+
   const staged = stage(dest, content, want, windows);
   let keep = options.keepStageFile;
   try {
-    const old = current ? readFileSync(dest) : undefined;
-    const differences = compare(current, old, content, want, windows);
-    if (differences.length === 0) {
-      debug(`Target config ${dest} in sync`);
-      return { changed: false, outOfSync: false };
-    }
-    info(`Target config ${dest} out of sync: ${differences.join(", ")}`);
-
-    if (options.noop) {
-      options.log({ level: "warning", message: `Noop mode enabled. ${dest} will not be modified` });
-      const diff = unifiedDiff(old?.toString("utf8") ?? "", content, dest, `${dest} (rendered)`);
-      if (diff) options.report(diff);
-      return { changed: false, outOfSync: true };
-    }
-
     const hook = async (which: "check_cmd" | "reload_cmd", template: string, timeoutMs: number) => {
       if (!template || options.syncOnly) return;
       const command = substitute(template, staged, dest);
@@ -163,20 +165,9 @@ function replace(staged: string, dest: string, content: string, want: FileState,
     }
     return;
   }
-  if (!windows) fsyncDir(dirname(dest));
-}
-
-function fsyncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, "r");
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // Some filesystems refuse fsync on a directory; the rename itself has happened.
-  }
+  // No fsync of the directory: the stage file was fsynced before the rename, so after a crash the
+  // destination is the old file or the complete new one either way; a directory fsync would only make
+  // the new version durable sooner, at the cost of a journal commit per file per change.
 }
 
 /** confd's check_cmd is a Go template over {{.src}} (the staged file); {{.dest}} is ours. */
