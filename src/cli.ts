@@ -123,7 +123,7 @@ function prepareJobs(config: Config): { jobs: WorkerJob[]; loadFailures: number 
 
 function newWorker(resource: ResourceSpec, template: CompiledTemplate, config: Config): ResourceWorker {
   return new ResourceWorker(
-    { resource, template, noop: config.noop, syncOnly: config.syncOnly, keepStageFile: config.keepStageFile },
+    { resource, template, noop: config.noop, syncOnly: config.syncOnly, keepStageFile: config.keepStageFile, logLevel: config.logLevel as LogLevel },
     { log: emit, report: (text) => process.stdout.write(text) },
   );
 }

@@ -57,8 +57,13 @@ function timestamp(d: Date): string {
   return `${local}${sign}${String(Math.floor(abs / 60)).padStart(2, "0")}:${String(abs % 60).padStart(2, "0")}`;
 }
 
+/** Whether a record of this level would be written: workers ask before posting one to the main thread. */
+export function enabled(level: LogLevel, threshold: LogLevel = minLevel): boolean {
+  return LEVELS.indexOf(level) >= LEVELS.indexOf(threshold);
+}
+
 export function emit(record: LogRecord): void {
-  if (LEVELS.indexOf(record.level) < LEVELS.indexOf(minLevel)) return;
+  if (!enabled(record.level)) return;
   const now = new Date();
   if (format === "json") {
     write(mask(JSON.stringify({ time: now.toISOString(), level: record.level, msg: record.message, ...record.fields })) + "\n");

@@ -1,6 +1,6 @@
 // What crosses between the main thread and a resource's worker: plain, structured-clone-safe data.
 import type { ErrorData } from "./errors.ts";
-import type { LogRecord } from "./log.ts";
+import type { LogLevel, LogRecord } from "./log.ts";
 import type { ResourceSpec } from "./resource.ts";
 import type { SyncOutcome } from "./sync.ts";
 
@@ -24,6 +24,8 @@ export interface WorkerInit {
   noop: boolean;
   syncOnly: boolean;
   keepStageFile: boolean;
+  /** Records below this level are dropped in the worker rather than posted to be dropped by the main thread. */
+  logLevel: LogLevel;
 }
 
 export type ToWorker =

@@ -1,6 +1,7 @@
 // A resource's worker thread: holds its template, and for each set of values it is sent renders the
 // template and syncs the destination. It never talks to a store; the main thread does that once for all.
 import { ConfdError, withContext } from "./errors.ts";
+import { enabled } from "./log.ts";
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
 import { syncFile } from "./sync.ts";
 import { instantiate, type Render } from "./template.ts";
@@ -28,7 +29,9 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
       noop: init.noop,
       syncOnly: init.syncOnly,
       keepStageFile: init.keepStageFile,
-      log: (record) => post({ type: "log", record }),
+      log: (record) => {
+        if (enabled(record.level, init!.logLevel)) post({ type: "log", record });
+      },
       report: (text) => post({ type: "report", text }),
     });
     post({ type: "done", id: message.id, outcome });

@@ -13,6 +13,7 @@ function init(name: string): WorkerInit {
     noop: false,
     syncOnly: false,
     keepStageFile: false,
+    logLevel: "info",
   };
 }
 
