@@ -33,13 +33,20 @@ export function planWatches(jobs: readonly Job[]): Watch[] {
   }));
 }
 
+/**
+ * The longest pause between attempts to reach the store. Each attempt against an unreachable store
+ * already takes up to the backends' ~5 s deadline, so attempts are at most ~10 s apart, and files
+ * converge within about 5 s of the store coming back, rather than up to 30 s later.
+ */
+const STORE_BACKOFF_CAP_MS = 5_000;
+
 /** Tracks whether the store is reachable and logs only the transitions. */
 class StoreHealth {
   private failures = 0;
 
   failed(err: unknown): number {
     this.failures++;
-    const delay = backoff(this.failures);
+    const delay = backoff(this.failures, STORE_BACKOFF_CAP_MS);
     if (this.failures === 1) log.error(`store connection lost: ${describeError(withContext(err, {}))}; retrying with backoff`);
     else log.debug(`store still unreachable (attempt ${this.failures}); next try in ${Math.round(delay)} ms`);
     return delay;

@@ -166,7 +166,7 @@ function crashReason(event: ErrorEvent): string {
 }
 
 /** Exponential backoff with full jitter in its upper half, capped. */
-export function backoff(failures: number): number {
-  const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_START_MS * 2 ** Math.max(0, failures - 1));
+export function backoff(failures: number, capMs = BACKOFF_CAP_MS): number {
+  const ceiling = Math.min(capMs, BACKOFF_START_MS * 2 ** Math.max(0, failures - 1));
   return ceiling / 2 + (Math.random() * ceiling) / 2;
 }

@@ -54,5 +54,7 @@ test("backoff grows exponentially with jitter and is capped at 30 s", () => {
     expect(fourth).toBeLessThanOrEqual(800);
     expect(backoff(40)).toBeLessThanOrEqual(30_000);
     expect(backoff(40)).toBeGreaterThanOrEqual(15_000);
+    expect(backoff(40, 5_000)).toBeLessThanOrEqual(5_000);
+    expect(backoff(40, 5_000)).toBeGreaterThanOrEqual(2_500);
   }
 });
