@@ -4,7 +4,11 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { baseEnv, runConfd, ROOT, SHARED_FIXTURE, tempDir, writeTree } from "./helpers.ts";
+import { Etcd3 } from "etcd3";
+import Redis from "ioredis";
 import { envName } from "../src/backends/env.ts";
+import { startEtcd } from "./etcd-server.ts";
+import { startRedis } from "./redis-server.ts";
 
 const tmp = tempDir();
 afterAll(tmp.cleanup);
@@ -76,5 +80,41 @@ describe("confd integration fixture", () => {
     expect(r.stderr).not.toContain("ERROR");
     expect(r.code).toBe(0);
     expectFixtureOutput(out);
+  });
+
+  test("etcd backend (real server; the manykeys resource reads 192 keys)", async () => {
+    const server = await startEtcd();
+    const client = new Etcd3({ hosts: server.endpoint });
+    try {
+      for (const [k, v] of Object.entries(data)) await client.put(k).value(v);
+      const { dir, out } = confdir("etcd");
+      const r = await runConfd(["-onetime", "-confdir", dir, "-backend", "etcdv3", "-node", server.endpoint, "-config-file", join(dir, "none")], {
+        env: baseEnv({ HOSTNAME: "localhost" }),
+      });
+      expect(r.stderr).not.toContain("ERROR");
+      expect(r.code).toBe(0);
+      expectFixtureOutput(out);
+    } finally {
+      client.close();
+      await server.stop();
+    }
+  });
+
+  test("redis backend (real server)", async () => {
+    const server = await startRedis();
+    const client = new Redis({ host: "127.0.0.1", port: server.port });
+    try {
+      for (const [k, v] of Object.entries(data)) await client.set(k, v);
+      const { dir, out } = confdir("redis");
+      const r = await runConfd(["-onetime", "-confdir", dir, "-backend", "redis", "-node", `127.0.0.1:${server.port}`, "-config-file", join(dir, "none")], {
+        env: baseEnv({ HOSTNAME: "localhost" }),
+      });
+      expect(r.stderr).not.toContain("ERROR");
+      expect(r.code).toBe(0);
+      expectFixtureOutput(out);
+    } finally {
+      client.disconnect();
+      await server.stop();
+    }
   });
 });
