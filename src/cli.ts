@@ -4,17 +4,36 @@
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { createStoreClient, type StoreClient } from "./backends/index.ts";
-import { loadConfig } from "./config.ts";
 import { ConfdError, describeError, withContext } from "./errors.ts";
-import { parseFlags, usage, UsageError } from "./flags.ts";
-import { compileHandlebars } from "./handlebars.ts";
 import { configureLog, emit, log, redact, type LogFormat, type LogLevel } from "./log.ts";
 import { OPTIONS, type Config } from "./options.ts";
-import { processAll, runInterval } from "./processor.ts";
 import type { CompiledTemplate } from "./protocol.ts";
-import { loadResources, type ResourceSpec } from "./resource.ts";
-import { runWatch } from "./watch.ts";
+import type { Engine, ResourceSpec } from "./resource.ts";
 import { ResourceWorker } from "./workers.ts";
+
+/** The commit a binary was built from, defined by scripts/build.ts; absent when run from source. */
+declare const CONFD_REVISION: string | undefined;
+
+// `confd --version` and `--help` alone answer before the modules below load: yargs, the TOML parser
+// and the handlebars compiler cost a binary about 25 MiB and 20 ms, and those flags need none of them.
+if (import.meta.main && process.argv.length === 3) {
+  const flag = process.argv[2]!.replace(/^--?/, "").replace(/=true$/, "");
+  if (flag === "version") {
+    process.stdout.write(versionText());
+    process.exit(0);
+  }
+  if (flag === "help" || flag === "h") {
+    process.stdout.write((await import("./flags.ts")).usage());
+    process.exit(0);
+  }
+}
+
+const { loadConfig } = await import("./config.ts");
+const { parseFlags, usage, UsageError } = await import("./flags.ts");
+const { compileTemplate } = await import("./engines.ts");
+const { processAll, runInterval } = await import("./processor.ts");
+const { loadResources } = await import("./resource.ts");
+const { runWatch } = await import("./watch.ts");
 
 /** How long a signal waits for syncs in flight before exiting anyway (commands have their own timeouts). */
 const SHUTDOWN_GRACE_MS = 90_000;
@@ -33,7 +52,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (flags.version) {
-    process.stdout.write(`confd ${pkg.version}\n`);
+    process.stdout.write(versionText());
     return 0;
   }
 
@@ -102,7 +121,7 @@ type WorkerJob = { resource: ResourceSpec; worker: ResourceWorker };
 
 function prepareJobs(config: Config): { jobs: WorkerJob[]; loadFailures: number } {
   log.debug(`Loading template resources from confdir ${config.confdir}`);
-  const loaded = loadResources({ confdir: config.confdir, prefix: config.prefix });
+  const loaded = loadResources({ confdir: config.confdir, prefix: config.prefix, defaultEngine: config.templateEngine as Engine });
   for (const warning of loaded.warnings) log.warning(warning);
   const errors: ConfdError[] = [...loaded.errors];
   const compiled = new Map<string, CompiledTemplate>();
@@ -110,8 +129,10 @@ function prepareJobs(config: Config): { jobs: WorkerJob[]; loadFailures: number 
   const templatesDir = join(config.confdir, "templates");
   for (const resource of loaded.resources) {
     try {
-      const template = compiled.get(resource.src) ?? compileHandlebars(resource.src, templatesDir);
-      compiled.set(resource.src, template);
+      log.debug(`Resource ${resource.name}: ${resource.src} rendered with the ${resource.engine} engine`);
+      const cacheKey = `${resource.engine}:${resource.src}`;
+      const template = compiled.get(cacheKey) ?? compileTemplate(resource, templatesDir);
+      compiled.set(cacheKey, template);
       jobs.push({ resource, worker: newWorker(resource, template, config) });
     } catch (err) {
       errors.push(withContext(err, { resource: resource.name }));
@@ -126,6 +147,22 @@ function newWorker(resource: ResourceSpec, template: CompiledTemplate, config: C
     { resource, template, noop: config.noop, syncOnly: config.syncOnly, keepStageFile: config.keepStageFile, logLevel: config.logLevel as LogLevel },
     { log: emit, report: (text) => process.stdout.write(text) },
   );
+}
+
+/** confd's own format ("confd 0.16.0 (Git SHA: 7217b0ca, Go Version: go1.10.2)"), for scripts that read it. */
+function versionText(): string {
+  const revision = typeof CONFD_REVISION === "string" ? CONFD_REVISION : sourceRevision();
+  return `confd ${pkg.version} (Git SHA: ${revision}, Bun Version: ${Bun.version})\n`;
+}
+
+/** From source: the checkout's commit when git is there to say, else "unknown". */
+function sourceRevision(): string {
+  try {
+    const git = Bun.spawnSync(["git", "rev-parse", "--short=12", "HEAD"], { cwd: import.meta.dir, stdout: "pipe", stderr: "ignore" });
+    return git.exitCode === 0 ? git.stdout.toString().trim() : "unknown";
+  } catch {
+    return "unknown";
+  }
 }
 
 if (import.meta.main) {

@@ -145,5 +145,8 @@ function validate(config: Config): void {
   if (config.logFormat !== "text" && config.logFormat !== "json") {
     throw new ConfdError(`unknown log format "${config.logFormat}" (text, json)`, { flag: "-log-format" });
   }
+  if (config.templateEngine !== "go" && config.templateEngine !== "handlebars") {
+    throw new ConfdError(`unknown template engine "${config.templateEngine}" (go, handlebars)`, { flag: "-template-engine" });
+  }
   if (!(config.interval > 0)) throw new ConfdError(`interval must be a positive number of seconds, got ${config.interval}`, { flag: "-interval" });
 }

@@ -632,3 +632,8 @@ function decodeBase64(text: string): Uint8Array {
     out.push(...[(bits >> 16) & 0xff, (bits >> 8) & 0xff, bits & 0xff].slice(0, length - 1));
   }
 }
+
+/** The name of every function createFuncs provides, for the template compilers' "unknown function" checks. */
+export function funcNames(): Set<string> {
+  return new Set(Object.keys(createFuncs(new Map())));
+}

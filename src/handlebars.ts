@@ -6,20 +6,20 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import Handlebars from "handlebars";
 import { ConfdError } from "./errors.ts";
-import { createFuncs } from "./funcs.ts";
-import { LOCATION_HASH_KEY, type CompiledTemplate } from "./protocol.ts";
+import { funcNames } from "./funcs.ts";
+import { LOCATION_HASH_KEY, type HandlebarsTemplate } from "./protocol.ts";
 
 const COMPILE_OPTIONS = { noEscape: true, strict: false } as const;
 
-const FUNC_NAMES = new Set(Object.keys(createFuncs(new Map())));
+const FUNC_NAMES = funcNames();
 
-export function compileHandlebars(file: string, templatesDir: string): CompiledTemplate {
-  const partials: CompiledTemplate["partials"] = {};
+export function compileHandlebars(file: string, templatesDir: string): HandlebarsTemplate {
+  const partials: HandlebarsTemplate["partials"] = {};
   const spec = compileFile(file, templatesDir, partials, [file]);
-  return { file, spec, partials };
+  return { engine: "handlebars", file, spec, partials };
 }
 
-function compileFile(file: string, templatesDir: string, partials: CompiledTemplate["partials"], stack: string[]): string {
+function compileFile(file: string, templatesDir: string, partials: HandlebarsTemplate["partials"], stack: string[]): string {
   let source: string;
   try {
     source = readFileSync(file, "utf8");

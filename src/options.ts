@@ -40,6 +40,7 @@ export interface Config {
   files: string[];
   filter: string;
   version: boolean;
+  templateEngine: string;
 }
 
 export interface OptionSpec {
@@ -93,6 +94,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: "separator", field: "separator", type: "string", default: "", description: "the separator to replace '/' with when looking up keys (redis)" },
   { flag: "file", field: "files", type: "list", default: [], description: "the YAML or JSON file or directory to read (file backend, repeatable)" },
   { flag: "filter", field: "filter", type: "string", default: "*", description: "file name glob for --file directories (file backend)" },
+  { flag: "template-engine", field: "templateEngine", type: "string", default: "go", description: "engine for templates whose resource sets no engine and whose name ends neither in .tmpl (go) nor .hbs/.handlebars (handlebars): go or handlebars" },
   { flag: "version", field: "version", type: "boolean", default: false, description: "print version and exit", cliOnly: true },
 ];
 

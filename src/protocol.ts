@@ -1,16 +1,27 @@
 // What crosses between the main thread and a resource's worker: plain, structured-clone-safe data.
 import type { ErrorData } from "./errors.ts";
+import type { GoTemplateTree } from "./gotemplate-parse.ts";
 import type { LogLevel, LogRecord } from "./log.ts";
 import type { ResourceSpec } from "./resource.ts";
 import type { SyncOutcome } from "./sync.ts";
 
-/** What a worker needs to run a template: precompiled handlebars specs, as JavaScript source text. */
-export interface CompiledTemplate {
+/** A handlebars template as a worker needs it: precompiled specs, as JavaScript source text. */
+export interface HandlebarsTemplate {
+  engine: "handlebars";
   /** The template file, for error messages. */
   file: string;
   spec: string;
   partials: Record<string, { file: string; spec: string }>;
 }
+
+/** A Go text/template (confd's own syntax) as a worker needs it: the parsed tree. */
+export interface GoTemplate {
+  engine: "go";
+  file: string;
+  tree: GoTemplateTree;
+}
+
+export type CompiledTemplate = HandlebarsTemplate | GoTemplate;
 
 /**
  * The hash argument the compiler adds to every library call, carrying its position to the run side.

@@ -27,14 +27,18 @@ export interface ResourceSpec {
   reloadCmd: string;
   checkTimeoutMs: number;
   reloadTimeoutMs: number;
+  /** Which template language `src` is written in. */
+  engine: Engine;
 }
+
+export type Engine = "go" | "handlebars";
 
 export const DEFAULT_CHECK_TIMEOUT_MS = 30_000;
 export const DEFAULT_RELOAD_TIMEOUT_MS = 60_000;
 
 const KNOWN_KEYS = new Set([
   "src", "dest", "keys", "prefix", "mode", "uid", "gid", "owner", "group",
-  "check_cmd", "reload_cmd", "check_timeout", "reload_timeout",
+  "check_cmd", "reload_cmd", "check_timeout", "reload_timeout", "engine",
 ]);
 
 export interface LoadedResources {
@@ -46,6 +50,8 @@ export interface LoadedResources {
 export interface LoadOptions {
   confdir: string;
   prefix: string;
+  /** The engine for templates whose resource and file name do not say (-template-engine). */
+  defaultEngine?: Engine;
   /** Platform users and groups, injectable for tests; by default read from /etc/passwd and /etc/group. */
   lookupUser?: (name: string) => number | undefined;
   lookupGroup?: (name: string) => number | undefined;
@@ -132,7 +138,20 @@ function readResource(file: string, name: string, options: LoadOptions, warnings
     reloadCmd: str("reload_cmd"),
     checkTimeoutMs: parseDuration(table.check_timeout, "check_timeout", file) ?? DEFAULT_CHECK_TIMEOUT_MS,
     reloadTimeoutMs: parseDuration(table.reload_timeout, "reload_timeout", file) ?? DEFAULT_RELOAD_TIMEOUT_MS,
+    engine: chooseEngine(src, str("engine"), options.defaultEngine ?? "go", file),
   };
+}
+
+/**
+ * The resource's `engine` when set; else the template's extension: confd's ".tmpl" is Go, ".hbs" and
+ * ".handlebars" are handlebars; else the global default (Go, since confd directories use any names).
+ */
+export function chooseEngine(src: string, explicit: string, fallback: Engine, file: string): Engine {
+  if (explicit === "go" || explicit === "handlebars") return explicit;
+  if (explicit !== "") throw new ConfdError(`key "engine" must be "go" or "handlebars", got "${explicit}"`, { file, key: "engine" });
+  if (src.endsWith(".tmpl")) return "go";
+  if (src.endsWith(".hbs") || src.endsWith(".handlebars")) return "handlebars";
+  return fallback;
 }
 
 /**

@@ -1,10 +1,11 @@
-// The handlebars engine, run side (worker): a precompiled template and its partials, bound to the
-// function library over the values of one sync. Only handlebars' runtime is loaded here.
+// Rendering, run side (worker): a compiled template (handlebars: precompiled specs, of which only the
+// small runtime is loaded here; Go: a parsed tree) bound to the function library over one sync's values.
 import Handlebars from "handlebars/runtime";
 import { DnsCache } from "./dns.ts";
 import { ConfdError } from "./errors.ts";
 import { createFuncs, FuncError, type Store, type TemplateFunc } from "./funcs.ts";
-import { LOCATION_HASH_KEY, type CompiledTemplate } from "./protocol.ts";
+import { executeGoTemplate, GoTemplateExecError } from "./gotemplate-exec.ts";
+import { LOCATION_HASH_KEY, type CompiledTemplate, type GoTemplate, type HandlebarsTemplate } from "./protocol.ts";
 
 export type Render = (store: Store) => Promise<string>;
 
@@ -12,7 +13,34 @@ export type Render = (store: Store) => Promise<string>;
 const MAX_DNS_ROUNDS = 3;
 
 export function instantiate(compiled: CompiledTemplate): Render {
+  const run = compiled.engine === "go" ? goRunner(compiled) : handlebarsRunner(compiled);
+  return async (store) => {
+    const dns = new DnsCache();
+    for (let round = 0; ; round++) {
+      const text = run(createFuncs(store, { dns }));
+      if (dns.pending === 0 || round >= MAX_DNS_ROUNDS) return text;
+      await dns.resolvePending();
+    }
+  };
+}
+
+type Runner = (funcs: Record<string, TemplateFunc>) => string;
+
+function goRunner(compiled: GoTemplate): Runner {
+  return (funcs) => {
+    try {
+      return executeGoTemplate(compiled.tree, null, funcs);
+    } catch (err) {
+      // Go's message already says where (template: name:line:col: executing ...), as confd users know it.
+      if (err instanceof GoTemplateExecError) throw new ConfdError(err.message, { file: compiled.file, key: err.key });
+      throw new ConfdError(`template error: ${(err as Error).message}`, { file: compiled.file });
+    }
+  };
+}
+
+function handlebarsRunner(compiled: HandlebarsTemplate): Runner {
   const env = Handlebars.create();
+  // Helpers are registered once; each render points them at that render's functions.
   let funcs: Record<string, TemplateFunc> = createFuncs(new Map());
   for (const name of Object.keys(funcs)) {
     env.registerHelper(name, (...args: unknown[]) => {
@@ -26,19 +54,12 @@ export function instantiate(compiled: CompiledTemplate): Render {
   }
   for (const [name, partial] of Object.entries(compiled.partials)) env.registerPartial(name, env.template(load(partial.spec)));
   const template = env.template(load(compiled.spec));
-
-  return async (store) => {
-    const dns = new DnsCache();
-    for (let round = 0; ; round++) {
-      funcs = createFuncs(store, { dns });
-      let text: string;
-      try {
-        text = template({}, { allowProtoPropertiesByDefault: false, allowProtoMethodsByDefault: false });
-      } catch (err) {
-        throw err instanceof ConfdError ? err : new ConfdError(`template error: ${(err as Error).message}`, { file: compiled.file });
-      }
-      if (dns.pending === 0 || round >= MAX_DNS_ROUNDS) return text;
-      await dns.resolvePending();
+  return (current) => {
+    funcs = current;
+    try {
+      return template({}, { allowProtoPropertiesByDefault: false, allowProtoMethodsByDefault: false });
+    } catch (err) {
+      throw err instanceof ConfdError ? err : new ConfdError(`template error: ${(err as Error).message}`, { file: compiled.file });
     }
   };
 }

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { loadResources, parseDuration, parseMode, storeKeys } from "../src/resource.ts";
+import { chooseEngine, loadResources, parseDuration, parseMode, storeKeys } from "../src/resource.ts";
 import { tempDir, writeTree } from "./helpers.ts";
 
 const tmp = tempDir();
@@ -108,5 +108,17 @@ describe("values", () => {
     expect(parseDuration("5", "k", "f")).toBe(5000);
     expect(() => parseDuration("5x", "k", "f")).toThrow();
     expect(() => parseDuration(0, "k", "f")).toThrow();
+  });
+});
+
+describe("engine choice", () => {
+  test("the resource's engine key, else the extension, else the global default", () => {
+    expect(chooseEngine("a.tmpl", "", "handlebars", "f")).toBe("go");
+    expect(chooseEngine("a.hbs", "", "go", "f")).toBe("handlebars");
+    expect(chooseEngine("a.handlebars", "", "go", "f")).toBe("handlebars");
+    expect(chooseEngine("nginx.conf", "", "go", "f")).toBe("go");
+    expect(chooseEngine("nginx.conf", "", "handlebars", "f")).toBe("handlebars");
+    expect(chooseEngine("a.tmpl", "handlebars", "go", "f")).toBe("handlebars");
+    expect(() => chooseEngine("a.tmpl", "jinja", "go", "f")).toThrow('key "engine" must be "go" or "handlebars", got "jinja"');
   });
 });

@@ -195,6 +195,22 @@ describe("template errors", () => {
     expect(r.stderr).toContain(`app.conf.hbs:2:1: unknown function "getvv"`);
   });
 
+  test("a Go template (confd's syntax): a missing key is reported as Go reports it, with the resource", async () => {
+    const s = setup({ template: "", resource: "" });
+    writeTree(s.dir, {
+      "templates/go.tmpl": 'ok={{getv "/app/port"}}\n{{range gets "/app/*"}}{{.Key}} {{end}}\n{{getv "/app/missing"}}\n',
+      "conf.d/app.toml": `[template]\nsrc = "go.tmpl"\ndest = ${JSON.stringify(s.dest)}\nkeys = ["/app"]\n`,
+    });
+    writeFileSync(s.dest, "old\n");
+    const r = await s.run();
+    expect(r.code).toBe(1);
+    expect(readFileSync(s.dest, "utf8")).toBe("old\n");
+    const line = r.stderr.split("\n").find((l) => l.includes("ERROR"))!;
+    expect(line).toEndWith(
+      `ERROR resource app: ${join(s.dir, "templates", "go.tmpl")}: template: go.tmpl:3:2: executing "go.tmpl" at <getv "/app/missing">: error calling getv: key does not exist: /app/missing`,
+    );
+  });
+
   test("one resource's failure does not stop the others", async () => {
     const s = setup({ template: '{{getv "/app/nope"}}' });
     writeTree(s.dir, {
