@@ -8,6 +8,7 @@ import { baseEnv, runConfd, ROOT, SHARED_FIXTURE, tempDir, writeTree } from "./h
 import { Etcd3 } from "etcd3";
 import Redis from "ioredis";
 import { envName } from "../src/backends/env.ts";
+import { startConsulDouble } from "./consul-double.ts";
 import { startEtcd } from "./etcd-server.ts";
 import { startRedis } from "./redis-server.ts";
 
@@ -124,6 +125,22 @@ describe(`confd integration fixture, ${engine} templates`, () => {
     } finally {
       client.disconnect();
       await server.stop();
+    }
+  });
+
+  test("consul backend (against test/consul-double.ts, an HTTP double of Consul's KV API)", async () => {
+    const consul = startConsulDouble();
+    try {
+      for (const [k, v] of Object.entries(data)) consul.set(k, v);
+      const { dir, out } = confdir("consul", engine);
+      const r = await runConfd(["-onetime", "-confdir", dir, "-backend", "consul", "-node", consul.node, "-config-file", join(dir, "none")], {
+        env: baseEnv({ HOSTNAME: "localhost" }),
+      });
+      expect(r.stderr).not.toContain("ERROR");
+      expect(r.code).toBe(0);
+      expectFixtureOutput(out);
+    } finally {
+      await consul.stop();
     }
   });
 });
