@@ -15,7 +15,7 @@ import { ResourceWorker } from "./workers.ts";
 declare const CONFD_REVISION: string | undefined;
 
 // `confd --version` and `--help` alone answer before the modules below load: yargs, the TOML parser
-// and the handlebars compiler cost a binary about 25 MiB and 20 ms, and those flags need none of them.
+// and the template engines cost a binary about 20 MiB and 25 ms, and those flags need none of them.
 if (import.meta.main && process.argv.length === 3) {
   const flag = process.argv[2]!.replace(/^--?/, "").replace(/=true$/, "");
   if (flag === "version") {

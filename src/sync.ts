@@ -144,30 +144,49 @@ function compare(current: FileState | undefined, old: Buffer | undefined, conten
   return out;
 }
 
-/** rename(2) over the destination; a bind-mounted file cannot be replaced (EBUSY), so it is rewritten in place. */
+/**
+ * Windows refuses to rename over a file that another process holds open (a service reading its
+ * config, a virus scanner) with EPERM, EBUSY or EACCES until it lets go, usually within milliseconds:
+ * the rename is retried after each of these delays (2.3 s in all) before the sync fails. Waiting
+ * blocks only this resource's worker thread.
+ */
+const WINDOWS_RENAME_RETRY_MS = [10, 20, 40, 80, 160, 320, 640, 1000];
+
+/**
+ * rename(2) over the destination. On Linux a bind-mounted file cannot be replaced (EBUSY), so it is
+ * rewritten in place; on Windows EBUSY means the file is open, and the rename is retried instead.
+ */
 function replace(staged: string, dest: string, content: string, want: FileState, windows: boolean): void {
-  try {
-    renameSync(staged, dest);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EBUSY") {
-      throw new ConfdError(`cannot replace destination: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file: dest });
-    }
-    const fd = openSync(dest, "w");
+  for (let attempt = 0; ; attempt++) {
     try {
-      writeSync(fd, content);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+      renameSync(staged, dest);
+      // No fsync of the directory: the stage file was fsynced before the rename, so after a crash the
+      // destination is the old file or the complete new one either way; a directory fsync would only make
+      // the new version durable sooner, at the cost of a journal commit per file per change.
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (!windows && code === "EBUSY") {
+        const fd = openSync(dest, "w");
+        try {
+          writeSync(fd, content);
+          fsyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+        chmodSync(dest, want.mode);
+        chownSync(dest, want.uid, want.gid);
+        return;
+      }
+      const delay = WINDOWS_RENAME_RETRY_MS[attempt];
+      if (windows && delay !== undefined && (code === "EPERM" || code === "EBUSY" || code === "EACCES")) {
+        Bun.sleepSync(delay);
+        continue;
+      }
+      const tries = attempt > 0 ? ` (${attempt + 1} attempts)` : "";
+      throw new ConfdError(`cannot replace destination: ${code ?? (err as Error).message}${tries}`, { file: dest });
     }
-    if (!windows) {
-      chmodSync(dest, want.mode);
-      chownSync(dest, want.uid, want.gid);
-    }
-    return;
   }
-  // No fsync of the directory: the stage file was fsynced before the rename, so after a crash the
-  // destination is the old file or the complete new one either way; a directory fsync would only make
-  // the new version durable sooner, at the cost of a journal commit per file per change.
 }
 
 /** confd's check_cmd is a Go template over {{.src}} (the staged file); {{.dest}} is ours. */

@@ -141,10 +141,12 @@ let bundled: Promise<string | URL> | undefined;
 /**
  * The worker entry to start. Run from source, each worker would resolve and transpile a dozen modules
  * itself (200 workers: 1.9 s instead of 1.1 s on 2 cores), so the main thread bundles them once, in
- * memory (about 10 ms), and workers start from that. A compiled binary already holds the entry bundled.
+ * memory (about 10 ms), and workers start from that. A compiled binary holds the worker as an
+ * entrypoint of its own (scripts/build.ts), bundled and in bytecode, which this URL names there.
  */
 export function workerEntry(): Promise<string | URL> {
   bundled ??= (async () => {
+    if (Bun.isStandaloneExecutable) return WORKER_ENTRY;
     if (WORKER_ENTRY.protocol !== "file:" || !(await Bun.file(WORKER_ENTRY).exists())) return WORKER_ENTRY;
     try {
       const result = await Bun.build({ entrypoints: [Bun.fileURLToPath(WORKER_ENTRY)], target: "bun", minify: true });

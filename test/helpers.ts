@@ -1,10 +1,17 @@
 // Shared test helpers: temporary confdirs and running the CLI as a separate process, as a user would.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 
 export const ROOT = join(import.meta.dir, "..");
 export const CLI = join(ROOT, "src", "cli.ts");
+/**
+ * $CONFD_BIN: a compiled confd to run instead of the sources (scripts/test.ts sets it for the binary
+ * run). It starts in its own directory by default, where no project files can stand in for missing ones.
+ */
+const CONFD_BIN = process.env.CONFD_BIN ? resolve(process.env.CONFD_BIN) : undefined;
+const COMMAND = CONFD_BIN ? [CONFD_BIN] : [process.execPath, CLI];
+const DEFAULT_CWD = CONFD_BIN ? dirname(CONFD_BIN) : ROOT;
 /** confd's upstream integration fixture, beside the project root. */
 export const SHARED_FIXTURE = join(ROOT, "..", "shared", "confd-integration");
 
@@ -22,9 +29,9 @@ export function baseEnv(extra: Record<string, string> = {}): Record<string, stri
 }
 
 export async function runConfd(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<RunResult> {
-  const child = Bun.spawn([process.execPath, CLI, ...args], {
+  const child = Bun.spawn([...COMMAND, ...args], {
     env: options.env ?? baseEnv(),
-    cwd: options.cwd ?? ROOT,
+    cwd: options.cwd ?? DEFAULT_CWD,
     stdout: "pipe",
     stderr: "pipe",
   });
@@ -34,9 +41,9 @@ export async function runConfd(args: string[], options: { env?: Record<string, s
 
 /** Starts the CLI and returns the process, for tests that signal it or watch its output as it runs. */
 export function spawnConfd(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}) {
-  return Bun.spawn([process.execPath, CLI, ...args], {
+  return Bun.spawn([...COMMAND, ...args], {
     env: options.env ?? baseEnv(),
-    cwd: options.cwd ?? ROOT,
+    cwd: options.cwd ?? DEFAULT_CWD,
     stdout: "pipe",
     stderr: "pipe",
   });

@@ -1,0 +1,192 @@
+// Windows behaviour, tested on Linux by injecting the platform: commands through `cmd /d /s /c "…"`,
+// paths with drive letters and backslashes kept as written, no mode or owner handling, the rename over
+// a destination another process holds open retried (boundedly), and CRLF left as the template has it.
+import { afterAll, afterEach, describe, expect, spyOn, test } from "bun:test";
+import * as fs from "node:fs";
+import { join } from "node:path";
+import { shellArgv } from "../src/command.ts";
+import { loadResources } from "../src/resource.ts";
+import { substitute, syncFile, type SyncOptions } from "../src/sync.ts";
+import type { LogRecord } from "../src/log.ts";
+import { runConfd, tempDir, writeTree } from "./helpers.ts";
+
+const tmp = tempDir("confd-windows-");
+afterAll(tmp.cleanup);
+
+describe("cmd.exe quoting", () => {
+  /** The command line libuv gives CreateProcess with windowsVerbatimArguments: the arguments joined by spaces. */
+  const verbatimLine = (argv: string[]) => argv.join(" ");
+
+  /**
+   * What cmd.exe runs after `/c`, by `cmd /?`: with /S, "if the first character is a quote character,
+   * strip the leading character and remove the last quote character on the command line, preserving
+   * any text after the last quote character".
+   */
+  function cmdRuns(line: string): string {
+    const c = /\s\/c\s+/i.exec(line);
+    if (!c) throw new Error(`no /c in ${line}`);
+    let rest = line.slice(c.index + c[0].length);
+    if (/\s\/s\s/i.test(line.slice(0, c.index + 1)) && rest.startsWith('"')) {
+      const last = rest.lastIndexOf('"');
+      rest = rest.slice(1, last) + rest.slice(last + 1);
+    }
+    return rest;
+  }
+
+  const commands = [
+    "nginx -s reload",
+    '"C:\\Program Files\\nginx\\nginx.exe" -t -c "C:\\conf d\\.nginx.conf.1a2b3c4d"',
+    'findstr /c:"listen 80" C:\\nginx\\conf\\nginx.conf > NUL || exit 1',
+    "net stop app & net start app",
+    'echo "quoted at the end"',
+    '"C:\\tools\\check.cmd"',
+    "echo 100%% (done) ^& more",
+  ];
+
+  test.each(commands)("cmd runs exactly: %s", (command) => {
+    const { argv, verbatim } = shellArgv(command, "win32");
+    // Without verbatim arguments libuv would escape the inner quotes as \", which cmd does not understand.
+    expect(verbatim).toBe(true);
+    expect(argv.slice(0, 4)).toEqual(["cmd.exe", "/d", "/s", "/c"]);
+    expect(cmdRuns(verbatimLine(argv))).toBe(command);
+  });
+
+  test("{{.src}} and {{.dest}} become Windows paths verbatim (no $ patterns, no slash changes)", () => {
+    const staged = "C:\\ProgramData\\app $&\\.app.conf.0a1b2c3d";
+    const dest = "C:\\ProgramData\\app $&\\app.conf";
+    expect(substitute('"C:\\bin\\check.exe" {{.src}} --dest {{ .dest }}', staged, dest)).toBe(`"C:\\bin\\check.exe" ${staged} --dest ${dest}`);
+  });
+});
+
+test("a resource's dest with a drive letter and backslashes is kept as written", () => {
+  const dir = join(tmp.path, "resource");
+  writeTree(dir, {
+    "templates/app.tmpl": "x\n",
+    "conf.d/app.toml": "[template]\nsrc = 'app.tmpl'\ndest = 'C:\\ProgramData\\app\\app.conf'\nkeys = ['/app']\n",
+  });
+  const loaded = loadResources({ confdir: dir, prefix: "" });
+  expect(loaded.errors).toEqual([]);
+  expect(loaded.resources[0]!.dest).toBe("C:\\ProgramData\\app\\app.conf");
+});
+
+describe("syncing on Windows", () => {
+  const realRename = fs.renameSync;
+  let spies: { mockRestore(): void }[] = [];
+  afterEach(() => {
+    for (const spy of spies) spy.mockRestore();
+    spies = [];
+  });
+
+  /** The resource loaded from a confdir (mode and owner set, which Windows ignores) and sync options for `platform`. */
+  function setup(name: string, platform: NodeJS.Platform) {
+    const dir = join(tmp.path, name);
+    const dest = join(dir, "out", "app.conf");
+    writeTree(dir, {
+      "templates/app.tmpl": "unused\n",
+      "conf.d/app.toml": `[template]\nsrc = "app.tmpl"\ndest = ${JSON.stringify(dest)}\nkeys = ["/app"]\nmode = "0600"\nuid = 4321\ngid = 4321\n`,
+      "out/app.conf": "old\n",
+    });
+    const spec = loadResources({ confdir: dir, prefix: "" }).resources[0]!;
+    const logs: LogRecord[] = [];
+    const options: SyncOptions = { noop: false, syncOnly: false, keepStageFile: false, log: (r) => logs.push(r), report: () => {}, platform };
+    const stageFiles = () => fs.readdirSync(join(dir, "out")).filter((f) => f.startsWith("."));
+    return { spec, dest, options, logs, stageFiles };
+  }
+
+  /** renameSync fails with these codes, in turn, then works. */
+  function failRenames(codes: string[]): () => number {
+    let calls = 0;
+    const spy = spyOn(fs, "renameSync").mockImplementation((from, to) => {
+      const code = codes[calls++];
+      if (code) throw Object.assign(new Error(`${code}: rename`), { code });
+      return realRename(from, to);
+    });
+    spies.push(spy);
+    return () => calls;
+  }
+
+  test("the destination held open (EBUSY, EPERM, EACCES) is replaced once it is let go", async () => {
+    const s = setup("retry", "win32");
+    const calls = failRenames(["EBUSY", "EPERM", "EACCES"]);
+    const started = performance.now();
+    const outcome = await syncFile(s.spec, "new\r\n", s.options);
+    expect(outcome).toEqual({ changed: true, outOfSync: true });
+    expect(calls()).toBe(4);
+    // The first three delays: 10, 20 and 40 ms.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(70);
+    expect(fs.readFileSync(s.dest, "utf8")).toBe("new\r\n");
+    expect(s.stageFiles()).toEqual([]);
+  });
+
+  test("held open for good: the sync fails after a bounded wait, destination untouched, stage file removed", async () => {
+    const s = setup("held", "win32");
+    const calls = failRenames(Array(20).fill("EBUSY"));
+    const started = performance.now();
+    const error = await syncFile(s.spec, "new\n", s.options).then(() => undefined, (e: unknown) => e);
+    const elapsed = performance.now() - started;
+    expect(String(error)).toContain("cannot replace destination: EBUSY (9 attempts)");
+    expect(calls()).toBe(9);
+    // 8 delays, 2.27 s in all.
+    expect(elapsed).toBeGreaterThanOrEqual(2_270);
+    expect(elapsed).toBeLessThan(5_000);
+    expect(fs.readFileSync(s.dest, "utf8")).toBe("old\n");
+    expect(s.stageFiles()).toEqual([]);
+  });
+
+  test("other errors are not retried", async () => {
+    const s = setup("enospc", "win32");
+    const calls = failRenames(["ENOSPC"]);
+    const error = await syncFile(s.spec, "new\n", s.options).then(() => undefined, (e: unknown) => e);
+    expect(String(error)).toContain("cannot replace destination: ENOSPC");
+    expect(String(error)).not.toContain("attempts");
+    expect(calls()).toBe(1);
+  });
+
+  test("on Linux, EBUSY still means a bind-mounted file, rewritten in place at once", async () => {
+    const s = setup("linux-ebusy", "linux");
+    const calls = failRenames(["EBUSY"]);
+    const chmods = spyOn(fs, "chmodSync");
+    const chowns = spyOn(fs, "chownSync").mockImplementation(() => {});
+    spies.push(chmods, chowns);
+    expect(await syncFile(s.spec, "new\n", s.options)).toEqual({ changed: true, outOfSync: true });
+    expect(calls()).toBe(1);
+    expect(fs.readFileSync(s.dest, "utf8")).toBe("new\n");
+    expect(chowns).toHaveBeenCalledWith(s.dest, 4321, 4321);
+  });
+
+  test("no mode or owner: nothing is chmod-ed or chown-ed, and a mode difference alone is no change", async () => {
+    const s = setup("mode", "win32");
+    const chmods = spyOn(fs, "chmodSync");
+    const chowns = spyOn(fs, "chownSync");
+    spies.push(chmods, chowns);
+    fs.chmodSync(s.dest, 0o644);
+    chmods.mockClear();
+    expect(await syncFile(s.spec, "old\n", s.options)).toEqual({ changed: false, outOfSync: false });
+    expect(await syncFile(s.spec, "new\n", s.options)).toEqual({ changed: true, outOfSync: true });
+    expect(chmods).not.toHaveBeenCalled();
+    expect(chowns).not.toHaveBeenCalled();
+    expect(s.logs.map((r) => r.message).join("\n")).not.toContain("should be");
+  });
+
+  test("CRLF is written as given, byte for byte", async () => {
+    const s = setup("crlf-sync", "win32");
+    await syncFile(s.spec, "a\r\nb\nc\r\n", s.options);
+    expect(fs.readFileSync(s.dest).toString("latin1")).toBe("a\r\nb\nc\r\n");
+  });
+});
+
+test("end to end: a CRLF template renders CRLF, an LF template LF", async () => {
+  const dir = join(tmp.path, "crlf-e2e");
+  writeTree(dir, {
+    "data.yaml": "app:\n  port: 8080\n",
+    "templates/crlf.hbs": 'port={{getv "/app/port"}}\r\nend\r\n',
+    "templates/lf.hbs": 'port={{getv "/app/port"}}\nend\n',
+    "conf.d/crlf.toml": `[template]\nsrc = "crlf.hbs"\ndest = ${JSON.stringify(join(dir, "out", "crlf.conf"))}\nkeys = ["/app"]\n`,
+    "conf.d/lf.toml": `[template]\nsrc = "lf.hbs"\ndest = ${JSON.stringify(join(dir, "out", "lf.conf"))}\nkeys = ["/app"]\n`,
+    "out/.keep": "",
+  });
+  const r = await runConfd(["-onetime", "-backend", "file", "-file", join(dir, "data.yaml"), "-confdir", dir, "-config-file", join(dir, "none")]);
+  expect(r.code).toBe(0);
+  expect(fs.readFileSync(join(dir, "out", "crlf.conf"), "latin1")).toBe("port=8080\r\nend\r\n");
+  expect(fs.readFileSync(join(dir, "out", "lf.conf"), "latin1")).toBe("port=8080\nend\n");
+});
