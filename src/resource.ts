@@ -52,6 +52,8 @@ export interface LoadOptions {
   prefix: string;
   /** The engine for templates whose resource and file name do not say (-template-engine). */
   defaultEngine?: Engine;
+  /** Injected by tests to load as on Windows, where files have no uid, gid or mode to set. */
+  platform?: NodeJS.Platform;
   /** Platform users and groups, injectable for tests; by default read from /etc/passwd and /etc/group. */
   lookupUser?: (name: string) => number | undefined;
   lookupGroup?: (name: string) => number | undefined;
@@ -117,6 +119,14 @@ function readResource(file: string, name: string, options: LoadOptions, warnings
   const srcPath = join(options.confdir, "templates", src);
   if (!existsSync(srcPath) || !statSync(srcPath).isFile()) {
     throw new ConfdError(`template ${srcPath} does not exist`, { file, key: "src" });
+  }
+
+  if ((options.platform ?? process.platform) === "win32") {
+    for (const key of ["uid", "gid", "owner", "group"]) {
+      if (table[key] === undefined) continue;
+      warnings.push(`${file}: key "${key}" ignored: Windows files have no owner or group to set`);
+      delete table[key];
+    }
   }
 
   const keys = table.keys ?? [];

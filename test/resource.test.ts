@@ -122,3 +122,16 @@ describe("engine choice", () => {
     expect(() => chooseEngine("a.tmpl", "jinja", "go", "f")).toThrow('key "engine" must be "go" or "handlebars", got "jinja"');
   });
 });
+
+describe("Windows", () => {
+  test("owner, group, uid and gid are ignored with a warning, not looked up", () => {
+    const dir = confdir({ "conf.d/a.toml": '[template]\nsrc = "t.hbs"\ndest = "C:\\\\app\\\\a.conf"\nowner = "nobody-such-user"\ngid = 5\n' });
+    const { resources, errors, warnings } = loadResources({ confdir: dir, prefix: "", platform: "win32", lookupUser: () => undefined });
+    expect(errors).toEqual([]);
+    expect(resources[0]).toMatchObject({ dest: "C:\\app\\a.conf", uid: undefined, gid: undefined });
+    expect(warnings).toEqual([
+      `${join(dir, "conf.d", "a.toml")}: key "gid" ignored: Windows files have no owner or group to set`,
+      `${join(dir, "conf.d", "a.toml")}: key "owner" ignored: Windows files have no owner or group to set`,
+    ]);
+  });
+});
