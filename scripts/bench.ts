@@ -59,13 +59,17 @@ for (let i = 0; i < runs; i++) {
     rmSync(join(dir, "out"), { recursive: true, force: true });
     mkdirSync(join(dir, "out"));
   }
+  // Through /usr/bin/time where there is one: a child of Bun.spawn reports a peak RSS that already
+  // counts this process's (see peakRss below).
+  const time = Bun.which("time", { PATH: "/usr/bin" });
   const started = performance.now();
-  const child = Bun.spawn([process.execPath, cli, ...args], { stdout: "inherit", stderr: "inherit" });
+  const child = Bun.spawn([...(time ? [time, "-f", "%M"] : []), process.execPath, cli, ...args], { stdout: "inherit", stderr: "pipe" });
+  const stderr = await new Response(child.stderr).text();
   const code = await child.exited;
   const ms = performance.now() - started;
-  if (code !== 0) throw new Error(`confd exited with ${code}`);
-  // Bun reports maxRSS in bytes.
-  const rssMiB = (child.resourceUsage()?.maxRSS ?? 0) / 2 ** 20;
+  if (code !== 0) throw new Error(`confd exited with ${code}: ${stderr}`);
+  // /usr/bin/time prints KiB on its last line; Bun's rusage is in bytes.
+  const rssMiB = time ? Number(stderr.trim().split("\n").at(-1)) / 1024 : (child.resourceUsage()?.maxRSS ?? 0) / 2 ** 20;
   samples.push({ ms, rssMiB });
   console.log(`run ${i + 1}: ${ms.toFixed(0)} ms, peak RSS ${rssMiB.toFixed(1)} MiB (${i % 2 === 0 ? "fresh files" : "unchanged files"})`);
 }
