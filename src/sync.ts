@@ -6,7 +6,7 @@ import {
 import { basename, dirname, join } from "node:path";
 import { runCommand, type CommandResult } from "./command.ts";
 import { unifiedDiff } from "./diff.ts";
-import { ConfdError } from "./errors.ts";
+import { ConfdError, errnoText } from "./errors.ts";
 import type { LogRecord } from "./log.ts";
 import type { ResourceSpec } from "./resource.ts";
 
@@ -101,6 +101,22 @@ function stat(path: string): FileState | undefined {
 }
 
 /** Writes the stage file (hidden, created 0600) in the destination's directory, then sets its mode and owner. */
+/** Writes, fsyncs and closes: the bytes are on disk before anything renames or reports the file. */
+function writeDurably(fd: number, content: string): void {
+  try {
+    writeSync(fd, content);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function setModeAndOwner(path: string, want: FileState): void {
+  chmodSync(path, want.mode);
+  const s = statSync(path);
+  if (s.uid !== want.uid || s.gid !== want.gid) chownSync(path, want.uid, want.gid);
+}
+
 function stage(dest: string, content: string, want: FileState, windows: boolean): string {
   const dir = dirname(dest);
   if (!existsSync(dir)) throw new ConfdError(`destination directory ${dir} does not exist`, { file: dest });
@@ -111,23 +127,14 @@ function stage(dest: string, content: string, want: FileState, windows: boolean)
   try {
     fd = openSync(staged, "wx", 0o600);
   } catch (err) {
-    throw new ConfdError(`cannot create stage file in ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file: dest });
+    throw new ConfdError(`cannot create stage file in ${dir}: ${errnoText(err)}`, { file: dest });
   }
+  writeDurably(fd, content);
   try {
-    writeSync(fd, content);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    if (!windows) {
-      chmodSync(staged, want.mode);
-      const s = statSync(staged);
-      if (s.uid !== want.uid || s.gid !== want.gid) chownSync(staged, want.uid, want.gid);
-    }
+    if (!windows) setModeAndOwner(staged, want);
   } catch (err) {
     unlinkSync(staged);
-    throw new ConfdError(`cannot set mode ${want.mode.toString(8)} owner ${want.uid}:${want.gid}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file: dest });
+    throw new ConfdError(`cannot set mode ${want.mode.toString(8)} owner ${want.uid}:${want.gid}: ${errnoText(err)}`, { file: dest });
   }
   return staged;
 }
@@ -167,15 +174,8 @@ function replace(staged: string, dest: string, content: string, want: FileState,
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (!windows && code === "EBUSY") {
-        const fd = openSync(dest, "w");
-        try {
-          writeSync(fd, content);
-          fsyncSync(fd);
-        } finally {
-          closeSync(fd);
-        }
-        chmodSync(dest, want.mode);
-        chownSync(dest, want.uid, want.gid);
+        writeDurably(openSync(dest, "w"), content);
+        setModeAndOwner(dest, want);
         return;
       }
       const delay = WINDOWS_RENAME_RETRY_MS[attempt];
