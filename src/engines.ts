@@ -3,7 +3,7 @@
 // load time, before any worker starts.
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { ConfdError } from "./errors.ts";
+import { ConfdError, errnoText } from "./errors.ts";
 import { funcNames } from "./funcs.ts";
 import { GoTemplateParseError, parseGoTemplate } from "./gotemplate-parse.ts";
 import { compileHandlebars } from "./handlebars.ts";
@@ -16,7 +16,7 @@ export function compileTemplate(resource: ResourceSpec, templatesDir: string): C
   try {
     source = readFileSync(resource.src, "utf8");
   } catch (err) {
-    throw new ConfdError(`cannot read template: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file: resource.src });
+    throw new ConfdError(`cannot read template: ${errnoText(err)}`, { file: resource.src });
   }
   try {
     // Named as confd names it (the file's base name), so error messages read as confd's do.

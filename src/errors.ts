@@ -55,3 +55,8 @@ export function withContext(err: unknown, context: ErrorContext): ConfdError {
   const message = err instanceof Error ? err.message : String(err);
   return new ConfdError(message, context);
 }
+
+/** What went wrong with a system call, briefly: its errno code ("ENOENT") when it has one. */
+export function errnoText(err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
+}

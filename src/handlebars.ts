@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import Handlebars from "handlebars";
-import { ConfdError } from "./errors.ts";
+import { ConfdError, errnoText } from "./errors.ts";
 import { funcNames } from "./funcs.ts";
 import { LOCATION_HASH_KEY, type HandlebarsTemplate } from "./protocol.ts";
 
@@ -24,7 +24,7 @@ function compileFile(file: string, templatesDir: string, partials: HandlebarsTem
   try {
     source = readFileSync(file, "utf8");
   } catch (err) {
-    throw new ConfdError(`cannot read template: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file });
+    throw new ConfdError(`cannot read template: ${errnoText(err)}`, { file });
   }
   let ast: hbs.AST.Program;
   try {

@@ -11,7 +11,7 @@ import net from "node:net";
 import { posix } from "node:path";
 import type { Duplex } from "node:stream";
 import Consul from "consul";
-import { ConfdError } from "../errors.ts";
+import { ConfdError, errnoText } from "../errors.ts";
 import type { Config } from "../options.ts";
 import { ancestors, keyFilter, normalizeKey, type StoreClient } from "./index.ts";
 
@@ -402,7 +402,7 @@ function readPem(file: string, flag: string): string {
   try {
     return readFileSync(file, "utf8");
   } catch (err) {
-    throw new ConfdError(`cannot read TLS file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file, flag });
+    throw new ConfdError(`cannot read TLS file: ${errnoText(err)}`, { file, flag });
   }
 }
 

@@ -8,7 +8,7 @@ import { isIP } from "node:net";
 import { checkServerIdentity, rootCertificates, type PeerCertificate } from "node:tls";
 import { Channel, credentials as grpcCredentials, type ChannelOptions } from "@grpc/grpc-js";
 import { Etcd3, EtcdPermissionDeniedError, GRPCDeadlineExceededError, GRPCUnavailableError, type IOptions, type IWatchResponse, type Watcher } from "etcd3";
-import { ConfdError } from "../errors.ts";
+import { ConfdError, errnoText } from "../errors.ts";
 import { log } from "../log.ts";
 import type { Config } from "../options.ts";
 import { ancestors, keyFilter, normalizeKey, type StoreClient } from "./index.ts";
@@ -106,7 +106,7 @@ function readTls(config: Config): TlsFiles | undefined {
     try {
       return readFileSync(file);
     } catch (err) {
-      throw new ConfdError(`cannot read ${flag.slice(1)} file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file, flag });
+      throw new ConfdError(`cannot read ${flag.slice(1)} file: ${errnoText(err)}`, { file, flag });
     }
   };
   return { ca: read(config.clientCaKeys, "-client-ca-keys"), cert: read(config.clientCert, "-client-cert"), key: read(config.clientKey, "-client-key") };

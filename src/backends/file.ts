@@ -4,7 +4,7 @@
 // are the store; the caller reads once per run for all resources.
 import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from "node:fs";
 import { join, posix } from "node:path";
-import { ConfdError } from "../errors.ts";
+import { ConfdError, errnoText } from "../errors.ts";
 import { globMatch } from "../glob.ts";
 import { keyFilter, type StoreClient } from "./index.ts";
 
@@ -31,7 +31,7 @@ export class FileClient implements StoreClient {
       try {
         isDir = statSync(path).isDirectory();
       } catch (err) {
-        throw new ConfdError(`cannot read data file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file: path });
+        throw new ConfdError(`cannot read data file: ${errnoText(err)}`, { file: path });
       }
       if (isDir) walk(path, this.filter, out);
       else out.push(path);
@@ -79,7 +79,7 @@ function parseFile(file: string): unknown {
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    throw new ConfdError(`cannot read data file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file });
+    throw new ConfdError(`cannot read data file: ${errnoText(err)}`, { file });
   }
   try {
     return file.endsWith(".json") ? JSON.parse(text) : Bun.YAML.parse(text);
