@@ -3,7 +3,7 @@
 // /usr/bin/time when present, else the child's rusage) over several runs; targets are in docs/performance.md.
 //   bun scripts/bench.ts [--resources 200] [--keys 50] [--runs 5]
 // With --binary, a compiled confd instead (scripts/build.ts): `--version` start-up, `--onetime` on confd's
-// integration fixture (../shared/confd-integration) with the env backend and its peak RSS, and the
+// integration fixture (test/fixtures/confd-integration) with the env backend and its peak RSS, and the
 // binary's size, xz-compressed too; --sizes lists every binary of its directory that way (about 45 s of
 // xz per binary on 2 cores).
 //   bun scripts/bench.ts --binary dist/confd-0.1.0-linux-x64 [--startup-runs 20] [--sizes]
@@ -135,7 +135,7 @@ async function xzSize(file: string): Promise<number> {
 
 /** confd's integration fixture as it is (its Go templates), with each dest moved into a temp dir. */
 function integrationFixture(dir: string): { args: string[]; env: Record<string, string> } {
-  const shared = join(import.meta.dir, "..", "..", "shared", "confd-integration");
+  const shared = join(import.meta.dir, "..", "test", "fixtures", "confd-integration");
   mkdirSync(join(dir, "conf.d"), { recursive: true });
   mkdirSync(join(dir, "templates"));
   mkdirSync(join(dir, "out"));

@@ -97,7 +97,7 @@ function endToEndFiles(): string[] {
  * of the tree (a module, etcd3's .proto files) at its baked-in path would fail here.
  *
  * The tests, their fixtures and the few sources they import are copied to a temporary directory,
- * laid out as the repository is (main/test, main/src, shared/confd-integration), with the binary
+ * laid out as the repository is (main/test, main/src), with the binary
  * beside them in bin/. In a private mount namespace, the repository's node_modules is bind-mounted
  * read-only at main/node_modules (bun itself and the test side's etcd and redis clients), and then an
  * empty read-only tmpfs is mounted over the repository: at the paths the build used nothing is left,
@@ -110,8 +110,6 @@ async function hiddenTreeRun(binary: string): Promise<Counts> {
     const main = join(work, "main");
     for (const dir of ["test", "src"]) cpSync(join(ROOT, dir), join(main, dir), { recursive: true });
     for (const file of ["package.json", "bunfig.toml", "tsconfig.json"]) cpSync(join(ROOT, file), join(main, file));
-    const shared = join(ROOT, "..", "shared", "confd-integration");
-    if (existsSync(shared)) cpSync(shared, join(work, "shared", "confd-integration"), { recursive: true });
     const bin = join(work, "bin", basename(binary));
     cpSync(binary, bin);
     chmodSync(bin, 0o755);

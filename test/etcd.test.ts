@@ -9,7 +9,7 @@ import { createStoreClient, type StoreClient } from "../src/backends/index.ts";
 import { ConfdError } from "../src/errors.ts";
 import { defaults, type Config } from "../src/options.ts";
 import { createCertificates, startEtcd, type EtcdServer } from "./etcd-server.ts";
-import { freePort, SHARED_FIXTURE, tempDir } from "./helpers.ts";
+import { freePort, CONFD_FIXTURE, tempDir } from "./helpers.ts";
 
 const servers: EtcdServer[] = [];
 const writers: Etcd3[] = [];
@@ -122,10 +122,10 @@ describe("etcd backend", () => {
   });
 
   test("confd's manykeys resource: 192 keys (duplicates included) in one read", async () => {
-    const resource = Bun.TOML.parse(readFileSync(join(SHARED_FIXTURE, "confdir", "conf.d", "manykeys.toml"), "utf8")) as { template: { keys: string[] } };
+    const resource = Bun.TOML.parse(readFileSync(join(CONFD_FIXTURE, "confdir", "conf.d", "manykeys.toml"), "utf8")) as { template: { keys: string[] } };
     const keys = resource.template.keys;
     expect(keys.length).toBe(192);
-    const data = Bun.YAML.parse(readFileSync(join(SHARED_FIXTURE, "data.yaml"), "utf8")) as { keys: Record<string, string> };
+    const data = Bun.YAML.parse(readFileSync(join(CONFD_FIXTURE, "data.yaml"), "utf8")) as { keys: Record<string, string> };
     for (const [k, v] of Object.entries(data.keys)) await put(w, k, v);
     expect(Object.fromEntries(await c.getValues(keys))).toEqual({
       "/database/host": "127.0.0.1",

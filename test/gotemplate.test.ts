@@ -9,7 +9,7 @@ import { createFuncs, type TemplateFunc } from "../src/funcs.ts";
 import { executeGoTemplate, GoTemplateExecError } from "../src/gotemplate-exec.ts";
 import { GoTemplateParseError, parseGoTemplate } from "../src/gotemplate-parse.ts";
 import { GoTime } from "../src/gotime.ts";
-import { SHARED_FIXTURE } from "./helpers.ts";
+import { CONFD_FIXTURE } from "./helpers.ts";
 
 const store = new Map<string, string>([
   ["/app/a", "1"],
@@ -627,7 +627,7 @@ describe("Go text/template engine", () => {
 });
 
 describe("confd's integration fixture", () => {
-  const fixture = SHARED_FIXTURE;
+  const fixture = CONFD_FIXTURE;
   const data = Bun.YAML.parse(readFileSync(join(fixture, "data.yaml"), "utf8")) as {
     env: Record<string, string>;
     keys: Record<string, string>;

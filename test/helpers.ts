@@ -12,8 +12,8 @@ export const CLI = join(ROOT, "src", "cli.ts");
 const CONFD_BIN = process.env.CONFD_BIN ? resolve(process.env.CONFD_BIN) : undefined;
 const COMMAND = CONFD_BIN ? [CONFD_BIN] : [process.execPath, CLI];
 const DEFAULT_CWD = CONFD_BIN ? dirname(CONFD_BIN) : ROOT;
-/** confd's upstream integration fixture, beside the project root. */
-export const SHARED_FIXTURE = join(ROOT, "..", "shared", "confd-integration");
+/** confd's own integration fixture, copied into the repository (see its README for the origin). */
+export const CONFD_FIXTURE = join(ROOT, "test", "fixtures", "confd-integration");
 
 export interface RunResult {
   code: number;

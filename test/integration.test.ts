@@ -1,10 +1,10 @@
-// confd's own integration fixture (../shared/confd-integration) must give byte-identical files, per
+// confd's own integration fixture (test/fixtures/confd-integration) must give byte-identical files, per
 // backend: with its Go templates unchanged, and with our handlebars versions of them
-// (test/fixtures/confd-integration/templates).
+// (test/fixtures/confd-integration/handlebars).
 import { afterAll, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { baseEnv, runConfd, ROOT, SHARED_FIXTURE, tempDir, writeTree } from "./helpers.ts";
+import { baseEnv, runConfd, CONFD_FIXTURE, tempDir, writeTree } from "./helpers.ts";
 import { Etcd3 } from "etcd3";
 import Redis from "ioredis";
 import { envName } from "../src/backends/env.ts";
@@ -15,7 +15,7 @@ import { startRedis } from "./redis-server.ts";
 const tmp = tempDir();
 afterAll(tmp.cleanup);
 
-const fixture = Bun.YAML.parse(readFileSync(join(SHARED_FIXTURE, "data.yaml"), "utf8")) as {
+const fixture = Bun.YAML.parse(readFileSync(join(CONFD_FIXTURE, "data.yaml"), "utf8")) as {
   keys: Record<string, string>;
   nested_keys: Record<string, string>;
 };
@@ -31,15 +31,15 @@ function confdir(name: string, engine: Engine): { dir: string; out: string } {
   const dir = join(tmp.path, `${name}-${engine}`);
   const out = join(dir, "out");
   const files: Record<string, string> = { "out/.keep": "" };
-  for (const f of readdirSync(join(SHARED_FIXTURE, "confdir", "conf.d"))) {
-    let text = readFileSync(join(SHARED_FIXTURE, "confdir", "conf.d", f), "utf8").replace(
+  for (const f of readdirSync(join(CONFD_FIXTURE, "confdir", "conf.d"))) {
+    let text = readFileSync(join(CONFD_FIXTURE, "confdir", "conf.d", f), "utf8").replace(
       /dest = "\/tmp\/(.*)"/,
       (_, base: string) => `dest = ${JSON.stringify(join(out, base))}`,
     );
     if (engine === "handlebars") text = text.replace(/src = "(.*)\.tmpl"/, 'src = "$1.hbs"');
     files[`conf.d/${f}`] = text;
   }
-  const templates = engine === "handlebars" ? join(ROOT, "test", "fixtures", "confd-integration", "templates") : join(SHARED_FIXTURE, "confdir", "templates");
+  const templates = engine === "handlebars" ? join(CONFD_FIXTURE, "handlebars") : join(CONFD_FIXTURE, "confdir", "templates");
   for (const f of readdirSync(templates)) files[`templates/${f}`] = readFileSync(join(templates, f), "utf8");
   writeTree(dir, files);
   return { dir, out };
@@ -54,7 +54,7 @@ const expected: [string, string][] = [
 
 function expectFixtureOutput(out: string): void {
   for (const [rendered, expect_] of expected) {
-    expect(readFileSync(join(out, rendered), "utf8")).toBe(readFileSync(join(SHARED_FIXTURE, "expect", expect_), "utf8"));
+    expect(readFileSync(join(out, rendered), "utf8")).toBe(readFileSync(join(CONFD_FIXTURE, "expect", expect_), "utf8"));
   }
   // Not compared upstream: "/nested/*" matches no key (the keys are two levels down), in confd as here.
   expect(readFileSync(join(out, "confd-nested-test.conf"), "utf8")).toMatch(/^upstream app {\n\n*}\n/);
