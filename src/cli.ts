@@ -4,6 +4,7 @@
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { createStoreClient, type StoreClient } from "./backends/index.ts";
+import { encodeText } from "./bytes.ts";
 import { ConfdError, describeError, withContext } from "./errors.ts";
 import { configureLog, emit, log, redact, type LogFormat, type LogLevel } from "./log.ts";
 import { OPTIONS, type Config } from "./options.ts";
@@ -145,7 +146,7 @@ function prepareJobs(config: Config): { jobs: WorkerJob[]; loadFailures: number 
 function newWorker(resource: ResourceSpec, template: CompiledTemplate, config: Config): ResourceWorker {
   return new ResourceWorker(
     { resource, template, noop: config.noop, syncOnly: config.syncOnly, keepStageFile: config.keepStageFile, logLevel: config.logLevel as LogLevel },
-    { log: emit, report: (text) => process.stdout.write(text) },
+    { log: emit, report: (text) => process.stdout.write(encodeText(text)) },
   );
 }
 

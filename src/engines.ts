@@ -3,6 +3,7 @@
 // load time, before any worker starts.
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
+import { decodeBytes } from "./bytes.ts";
 import { ConfdError, errnoText } from "./errors.ts";
 import { funcNames } from "./funcs.ts";
 import { GoTemplateParseError, parseGoTemplate } from "./gotemplate-parse.ts";
@@ -14,7 +15,7 @@ export function compileTemplate(resource: ResourceSpec, templatesDir: string): C
   if (resource.engine === "handlebars") return compileHandlebars(resource.src, templatesDir);
   let source: string;
   try {
-    source = readFileSync(resource.src, "utf8");
+    source = decodeBytes(readFileSync(resource.src));
   } catch (err) {
     throw new ConfdError(`cannot read template: ${errnoText(err)}`, { file: resource.src });
   }

@@ -3,6 +3,7 @@
 // snapshot of the store. Knows nothing of any template engine.
 import { Buffer } from "node:buffer";
 import { existsSync } from "node:fs";
+import { byteLength, decodeBytes, encodeText, environment } from "./bytes.ts";
 import { DnsCache, type DnsAnswers, type SRV } from "./dns.ts";
 import { GlobSyntaxError, globMatch } from "./glob.ts";
 import { GoTime } from "./gotime.ts";
@@ -64,7 +65,7 @@ export function isTrue(v: unknown): boolean {
 }
 
 export function createFuncs(store: Store, options: FuncOptions = {}): Record<string, TemplateFunc> {
-  const env = options.env ?? process.env;
+  const env = options.env ?? environment();
   const now = options.now ?? (() => new Date());
   const dns = options.dns ?? new DnsCache();
   const fileExists = options.fileExists ?? existsSync;
@@ -237,11 +238,11 @@ export function createFuncs(store: Store, options: FuncOptions = {}): Record<str
     },
     base64Encode: (...a) => {
       arity("base64Encode", a, 1, 1);
-      return Buffer.from(str("base64Encode", a, 0), "utf8").toString("base64");
+      return encodeText(str("base64Encode", a, 0)).toString("base64");
     },
     base64Decode: (...a) => {
       arity("base64Decode", a, 1, 1);
-      return new TextDecoder().decode(decodeBase64(str("base64Decode", a, 0)));
+      return decodeBytes(decodeBase64(str("base64Decode", a, 0)));
     },
     parseBool: (...a) => {
       arity("parseBool", a, 1, 1);
@@ -473,16 +474,17 @@ function incompatible(fn: string): FuncError {
 
 // --- strings and paths -------------------------------------------------------
 
-function byteLength(s: string): number {
-  return Buffer.byteLength(s, "utf8");
-}
-
 // Go maps case rune by rune (unicode.ToUpper); a rune whose full case mapping is
-// several runes ("ß" to "SS") is left alone, as Go leaves it.
+// several runes ("ß" to "SS") is left alone, as Go leaves it. Like strings.Map, a byte that is not
+// UTF-8 (held as its escape, bytes.ts) becomes U+FFFD.
 function mapRunes(s: string, map: (c: string) => string): string {
   if (/^[\x00-\x7f]*$/.test(s)) return map(s);
   let out = "";
   for (const c of s) {
+    if (c >= "\udc80" && c <= "\udcff") {
+      out += "\ufffd";
+      continue;
+    }
     const m = map(c);
     out += Array.from(m).length === 1 ? m : c;
   }

@@ -2,7 +2,8 @@
 // the evaluator checks the way Go's evalCall does, and their bodies with Go's results and error
 // messages. and/or are here for their signature only: the evaluator runs them lazily.
 import { isTrue } from "./funcs.ts";
-import { utf8Length, type BuiltinName } from "./gotemplate-node.ts";
+import { byteLength, decodeBytes, encodeText } from "./bytes.ts";
+import type { BuiltinName } from "./gotemplate-node.ts";
 import { compareGoStrings, formatValue, goKind, goTypeName, sprintf } from "./printf.ts";
 
 /**
@@ -110,13 +111,10 @@ function jsEscape(s: string): string {
   return out;
 }
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
 /** url.QueryEscape: unreserved bytes stay, space is '+', the rest is %XX. */
 function queryEscape(s: string): string {
   let out = "";
-  for (const b of encoder.encode(s)) {
+  for (const b of encodeText(s)) {
     const c = String.fromCharCode(b);
     if (/[A-Za-z0-9\-_.~]/.test(c)) out += c;
     else if (c === " ") out += "+";
@@ -136,7 +134,7 @@ function length(v: unknown): number {
   // A missing value reaches Go's length as the zero reflect.Value, whose Type panics.
   if (v === undefined) throw new BuiltinError("reflect: call of reflect.Value.Type on zero Value");
   if (v === null) throw new BuiltinError("len of nil pointer");
-  if (typeof v === "string") return utf8Length(v);
+  if (typeof v === "string") return byteLength(v);
   if (Array.isArray(v)) return v.length;
   if (v instanceof Map) return v.size;
   if (isObjectMap(v)) return Object.keys(v).length;
@@ -170,7 +168,7 @@ function index(args: unknown[]): unknown {
       if (x === item.length) throw new BuiltinError("reflect: slice index out of range");
       item = item[x];
     } else if (typeof item === "string") {
-      const bytes = isAscii(item) ? undefined : encoder.encode(item);
+      const bytes = isAscii(item) ? undefined : encodeText(item);
       const n = bytes ? bytes.length : item.length;
       const x = indexArg(key, n);
       if (x === n) throw new BuiltinError("reflect: string index out of range");
@@ -199,7 +197,7 @@ function slice(args: unknown[]): unknown {
   let len: number;
   if (typeof item === "string") {
     if (indexes === 3) throw new BuiltinError("cannot 3-index slice a string");
-    bytes = isAscii(item) ? undefined : encoder.encode(item);
+    bytes = isAscii(item) ? undefined : encodeText(item);
     len = bytes ? bytes.length : item.length;
   } else if (Array.isArray(item)) {
     len = item.length;
@@ -213,7 +211,7 @@ function slice(args: unknown[]): unknown {
   if (indexes === 3 && to > max) throw new BuiltinError(`invalid slice index: ${to} > ${max}`);
   if (Array.isArray(item)) return item.slice(from, to);
   // Strings are sliced by UTF-8 bytes, as in Go; a cut through a character decodes to U+FFFD.
-  return bytes ? decoder.decode(bytes.subarray(from, to)) : (item as string).slice(from, to);
+  return bytes ? decodeBytes(bytes.subarray(from, to)) : (item as string).slice(from, to);
 }
 
 // --- call ----------------------------------------------------------------------

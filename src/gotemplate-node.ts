@@ -2,6 +2,7 @@
 // evaluator (workers): node shapes as plain data, so that a tree survives postMessage; the names of
 // the builtin functions, which the parser must know to accept them; and the text of a node as Go
 // prints it in error messages (parse/node.go's String methods).
+import { byteLength } from "./bytes.ts";
 import { goQuote } from "./printf.ts";
 
 /** Node kinds. Numbers rather than strings: the evaluator switches on them for every node it visits. */
@@ -254,22 +255,6 @@ export function sourcePosition(text: string, pos: number): { line: number; colum
   let line = 1;
   for (let i = before.indexOf("\n"); i >= 0; i = before.indexOf("\n", i + 1)) line++;
   const lineStart = before.lastIndexOf("\n") + 1;
-  return { line, column: utf8Length(before.slice(lineStart)) };
+  return { line, column: byteLength(before.slice(lineStart)) };
 }
 
-export function utf8Length(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) {
-        n += 4;
-        i++;
-      } else n += 3;
-    } else n += 3;
-  }
-  return n;
-}

@@ -20,6 +20,7 @@ import {
   type VariableNode,
 } from "./gotemplate-node.ts";
 import { I, Lexer, type Item, type ItemType } from "./gotemplate-lex.ts";
+import { decodeBytes, encodeText } from "./bytes.ts";
 import { goQuote } from "./printf.ts";
 
 export type { GoTemplateTree } from "./gotemplate-node.ts";
@@ -793,15 +794,15 @@ function unquote(quoted: string): string | undefined {
   if (q !== '"') return undefined;
   if (!body.includes("\\") && !body.includes("\n") && !body.includes('"')) return body;
   const bytes: number[] = [];
-  const encoder = new TextEncoder();
   let i = 0;
   while (i < body.length) {
     if (body[i] === "\n") return undefined;
     const r = unquoteChar(body, i, 0x22);
     if (r === undefined) return undefined;
     if (r.value < 0x80 || !r.multibyte) bytes.push(r.value);
-    else bytes.push(...encoder.encode(String.fromCodePoint(r.value)));
+    else bytes.push(...encodeText(String.fromCodePoint(r.value)));
     i = r.next;
   }
-  return new TextDecoder().decode(Uint8Array.from(bytes));
+  // "\xe9" is the byte 0xE9, as in Go: kept as its escape (bytes.ts), not replaced by U+FFFD.
+  return decodeBytes(Uint8Array.from(bytes));
 }

@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import Handlebars from "handlebars";
+import { decodeBytes } from "./bytes.ts";
 import { ConfdError, errnoText } from "./errors.ts";
 import { funcNames } from "./funcs.ts";
 import { LOCATION_HASH_KEY, type HandlebarsTemplate } from "./protocol.ts";
@@ -22,7 +23,7 @@ export function compileHandlebars(file: string, templatesDir: string): Handlebar
 function compileFile(file: string, templatesDir: string, partials: HandlebarsTemplate["partials"], stack: string[]): string {
   let source: string;
   try {
-    source = readFileSync(file, "utf8");
+    source = decodeBytes(readFileSync(file));
   } catch (err) {
     throw new ConfdError(`cannot read template: ${errnoText(err)}`, { file });
   }

@@ -1,6 +1,7 @@
 // Go's fmt for template values: Sprintf (verbs, flags, width, precision, argument
 // indexes and the %!verb(...) error forms), %v printing of values, and the Go view of
 // a JavaScript value (kind and type name) that the function library shares.
+import { encodeText } from "./bytes.ts";
 import { GoTime } from "./gotime.ts";
 
 export type GoKind = "nil" | "bool" | "int" | "float" | "string" | "slice" | "map" | "struct" | "func";
@@ -628,12 +629,10 @@ function fmtS(p: Printer, s: string): void {
   pad(p, truncate(p, s));
 }
 
-const encoder = new TextEncoder();
-
 // Hex of the UTF-8 bytes; precision limits the bytes, ' ' separates them and '#' adds 0x.
 function fmtSx(p: Printer, s: string, upper: boolean): void {
   const f = p.f;
-  const bytes = encoder.encode(s);
+  const bytes = encodeText(s);
   const digits = upper ? "0123456789ABCDEFX" : "0123456789abcdefx";
   let length = bytes.length;
   if (f.precPresent && f.prec < length) length = f.prec;
@@ -704,6 +703,11 @@ function quoteWith(s: string, quote: '"' | "'", asciiOnly: boolean): string {
   let out = quote;
   for (const ch of s) {
     let r = ch.codePointAt(0) ?? 0;
+    // A byte that is not UTF-8 (held as its escape, bytes.ts) is quoted as Go quotes it: \xe9.
+    if (r >= 0xdc80 && r <= 0xdcff) {
+      out += "\\x" + hex(r - 0xdc00, 2);
+      continue;
+    }
     if (r >= 0xd800 && r <= 0xdfff) r = 0xfffd;
     const c = String.fromCodePoint(r);
     if (c === quote || c === "\\") {

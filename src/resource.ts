@@ -5,6 +5,8 @@ import { join, posix, relative } from "node:path";
 import { normalizeKey } from "./backends/index.ts";
 import { parseToml } from "./config.ts";
 import { ConfdError, withContext } from "./errors.ts";
+import { K, type GoTemplateTree } from "./gotemplate-node.ts";
+import { GoTemplateParseError, parseGoTemplate } from "./gotemplate-parse.ts";
 
 export interface ResourceSpec {
   /** The conf.d file's path relative to conf.d, without ".toml": how logs and errors name the resource. */
@@ -23,8 +25,9 @@ export interface ResourceSpec {
   /** Owner and group; when unset, the process's own (as confd does). */
   uid?: number;
   gid?: number;
-  checkCmd: string;
-  reloadCmd: string;
+  /** confd renders check_cmd as a Go template over {{.src}} (the staged file); reload_cmd too, here. */
+  checkCmd: CommandTemplate | null;
+  reloadCmd: CommandTemplate | null;
   checkTimeoutMs: number;
   reloadTimeoutMs: number;
   /** Which template language `src` is written in. */
@@ -32,6 +35,12 @@ export interface ResourceSpec {
 }
 
 export type Engine = "go" | "handlebars";
+
+/** A check_cmd or reload_cmd: its text, and its parse tree for the worker to render. */
+export interface CommandTemplate {
+  text: string;
+  tree: GoTemplateTree;
+}
 
 export const DEFAULT_CHECK_TIMEOUT_MS = 30_000;
 export const DEFAULT_RELOAD_TIMEOUT_MS = 60_000;
@@ -144,8 +153,8 @@ function readResource(file: string, name: string, options: LoadOptions, warnings
     mode: parseMode(str("mode"), file),
     uid: owner(table, "uid", "owner", file, options.lookupUser ?? ((n) => lookupId("/etc/passwd", n))),
     gid: owner(table, "gid", "group", file, options.lookupGroup ?? ((n) => lookupId("/etc/group", n))),
-    checkCmd: str("check_cmd"),
-    reloadCmd: str("reload_cmd"),
+    checkCmd: commandTemplate(str("check_cmd"), "check_cmd", file),
+    reloadCmd: commandTemplate(str("reload_cmd"), "reload_cmd", file),
     checkTimeoutMs: parseDuration(table.check_timeout, "check_timeout", file) ?? DEFAULT_CHECK_TIMEOUT_MS,
     reloadTimeoutMs: parseDuration(table.reload_timeout, "reload_timeout", file) ?? DEFAULT_RELOAD_TIMEOUT_MS,
     engine: chooseEngine(src, str("engine"), options.defaultEngine ?? "go", file),
@@ -162,6 +171,49 @@ export function chooseEngine(src: string, explicit: string, fallback: Engine, fi
   if (src.endsWith(".tmpl")) return "go";
   if (src.endsWith(".hbs") || src.endsWith(".handlebars")) return "handlebars";
   return fallback;
+}
+
+/** The fields a command template can use. */
+export interface CommandData {
+  /** check_cmd: the staged file; reload_cmd: the destination, where the staged file now is. */
+  src: string;
+  dest: string;
+}
+
+const COMMAND_FIELDS: ReadonlySet<string> = new Set<keyof CommandData>(["src", "dest"]);
+
+/**
+ * Parses a command as confd does (text/template, Go's builtins only, template named "checkcmd"), and
+ * refuses fields other than .src and .dest at load: a reload_cmd such as
+ * `docker inspect -f '{{.State.Pid}}' web` was plain text in confd and would otherwise render wrong.
+ */
+export function commandTemplate(text: string, key: "check_cmd" | "reload_cmd", file: string): CommandTemplate | null {
+  if (text === "") return null;
+  let tree: GoTemplateTree;
+  try {
+    tree = parseGoTemplate(key.replace("_", ""), text, new Set());
+  } catch (err) {
+    if (err instanceof GoTemplateParseError) throw new ConfdError(`key "${key}" is not a valid template: ${err.message}`, { file, key });
+    throw err;
+  }
+  const unknown = fieldsUsed(tree).find((f) => !COMMAND_FIELDS.has(f));
+  if (unknown !== undefined) {
+    throw new ConfdError(`key "${key}" uses {{.${unknown}}}: only {{.src}} and {{.dest}} exist (write {{"{{"}} for literal braces)`, { file, key });
+  }
+  return { text, tree };
+}
+
+/** The first field name of every .field and $.field in a tree. */
+function fieldsUsed(node: unknown, out: string[] = []): string[] {
+  if (Array.isArray(node)) {
+    for (const n of node) fieldsUsed(n, out);
+  } else if (node !== null && typeof node === "object") {
+    const n = node as { k?: number; ident?: string[] };
+    if (n.k === K.Field && n.ident?.[0] !== undefined) out.push(n.ident[0]);
+    if (n.k === K.Variable && n.ident?.[0] === "$" && n.ident[1] !== undefined) out.push(n.ident[1]);
+    for (const value of Object.values(node)) if (value !== null && typeof value === "object") fieldsUsed(value, out);
+  }
+  return out;
 }
 
 /**

@@ -1,14 +1,17 @@
 // Syncing one destination file: stage the rendered text beside it, compare, check, replace atomically,
-// reload. The destination is only ever the old file or the complete new one.
+// reload. The destination is only ever the old file or the complete new one, byte for byte: a write
+// that fails part way (a full disk) leaves the old file and no stage file behind.
 import {
-  chmodSync, chownSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync,
+  chmodSync, chownSync, closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { decodeBytes, encodeText } from "./bytes.ts";
 import { runCommand, type CommandResult } from "./command.ts";
 import { unifiedDiff } from "./diff.ts";
 import { ConfdError, errnoText } from "./errors.ts";
+import { executeGoTemplate, GoTemplateExecError } from "./gotemplate-exec.ts";
 import type { LogRecord } from "./log.ts";
-import type { ResourceSpec } from "./resource.ts";
+import type { CommandData, CommandTemplate, ResourceSpec } from "./resource.ts";
 
 export interface SyncOptions {
   noop: boolean;
@@ -33,8 +36,10 @@ interface FileState {
   gid: number;
 }
 
+/** `content` is rendered text; where its source was not UTF-8 it holds byte escapes (bytes.ts). */
 export async function syncFile(spec: ResourceSpec, content: string, options: SyncOptions): Promise<SyncOutcome> {
   const { dest } = spec;
+  const bytes = encodeText(content);
   const info = (message: string) => options.log({ level: "info", message });
   const debug = (message: string) => options.log({ level: "debug", message });
   const windows = (options.platform ?? process.platform) === "win32";
@@ -48,8 +53,8 @@ export async function syncFile(spec: ResourceSpec, content: string, options: Syn
   };
 
   // Compared in memory first: a file already in sync (most renders in watch mode) costs no write.
-  const old = current ? readFileSync(dest) : undefined;
-  const differences = compare(current, old, content, want, windows);
+  const old = current ? readDestination(dest) : undefined;
+  const differences = compare(current, old, bytes, want, windows);
   if (differences.length === 0) {
     debug(`Target config ${dest} in sync`);
     return { changed: false, outOfSync: false };
@@ -58,31 +63,31 @@ export async function syncFile(spec: ResourceSpec, content: string, options: Syn
 
   if (options.noop) {
     options.log({ level: "warning", message: `Noop mode enabled. ${dest} will not be modified` });
-    const diff = unifiedDiff(old?.toString("utf8") ?? "", content, dest, `${dest} (rendered)`);
+    const diff = unifiedDiff(old ? decodeBytes(old) : "", content, dest, `${dest} (rendered)`);
     if (diff) options.report(diff);
-    if (options.keepStageFile) debug(`Rendered file kept at ${stage(dest, content, want, windows)}`);
+    if (options.keepStageFile) debug(`Rendered file kept at ${stage(dest, bytes, want, windows)}`);
     return { changed: false, outOfSync: true };
   }
 
-  const staged = stage(dest, content, want, windows);
+  const staged = stage(dest, bytes, want, windows);
   let keep = options.keepStageFile;
   try {
-    const hook = async (which: "check_cmd" | "reload_cmd", template: string, timeoutMs: number) => {
+    const hook = async (which: "check_cmd" | "reload_cmd", template: CommandTemplate | null, data: CommandData, timeoutMs: number) => {
       if (!template || options.syncOnly) return;
-      const command = substitute(template, staged, dest);
+      const command = renderCommand(template, data, which, spec);
       debug(`Running ${which === "check_cmd" ? "check" : "reload"} command ${command}`);
       const result = await runCommand(command, { timeoutMs, platform: options.platform });
       if (!result.ok) throw commandError(which, timeoutMs, result, spec);
       if (result.output) debug(`${which} output: ${result.output.trimEnd()}`);
     };
 
-    await hook("check_cmd", spec.checkCmd, spec.checkTimeoutMs);
+    await hook("check_cmd", spec.checkCmd, { src: staged, dest }, spec.checkTimeoutMs);
 
     debug(`Overwriting target config ${dest}`);
-    replace(staged, dest, content, want, windows);
+    replace(staged, dest, bytes, old, want, windows);
     keep = false;
 
-    await hook("reload_cmd", spec.reloadCmd, spec.reloadTimeoutMs);
+    await hook("reload_cmd", spec.reloadCmd, { src: dest, dest }, spec.reloadTimeoutMs);
     info(`Target config ${dest} has been updated`);
     return { changed: true, outOfSync: true };
   } finally {
@@ -91,20 +96,41 @@ export async function syncFile(spec: ResourceSpec, content: string, options: Syn
 }
 
 function stat(path: string): FileState | undefined {
+  let s;
   try {
-    const s = statSync(path);
-    return { mode: s.mode & 0o7777, uid: s.uid, gid: s.gid };
+    s = statSync(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new ConfdError(`cannot stat destination: ${(err as Error).message}`, { file: path });
+    throw new ConfdError(`cannot stat destination: ${errnoText(err)}`, { file: path });
+  }
+  if (s.isDirectory()) throw new ConfdError("destination is a directory", { file: path });
+  return { mode: s.mode & 0o7777, uid: s.uid, gid: s.gid };
+}
+
+function readDestination(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ConfdError(`cannot read destination: ${errnoText(err)}`, { file: path });
   }
 }
 
-/** Writes the stage file (hidden, created 0600) in the destination's directory, then sets its mode and owner. */
+/**
+ * write(2) may write fewer bytes than asked (a disk filling up): loop until every byte is written, or
+ * let the error (ENOSPC, EDQUOT, EIO) through.
+ */
+function writeAll(fd: number, bytes: Uint8Array, position: number | null = null): void {
+  for (let done = 0; done < bytes.length; ) {
+    const n = writeSync(fd, bytes, done, bytes.length - done, position === null ? null : position + done);
+    if (n <= 0) throw Object.assign(new Error("write made no progress"), { code: "EIO" });
+    done += n;
+  }
+}
+
 /** Writes, fsyncs and closes: the bytes are on disk before anything renames or reports the file. */
-function writeDurably(fd: number, content: string): void {
+function writeDurably(fd: number, bytes: Uint8Array): void {
   try {
-    writeSync(fd, content);
+    writeAll(fd, bytes);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
@@ -117,7 +143,8 @@ function setModeAndOwner(path: string, want: FileState): void {
   if (s.uid !== want.uid || s.gid !== want.gid) chownSync(path, want.uid, want.gid);
 }
 
-function stage(dest: string, content: string, want: FileState, windows: boolean): string {
+/** Writes the stage file (hidden, created 0600) in the destination's directory, then sets its mode and owner. */
+function stage(dest: string, bytes: Uint8Array, want: FileState, windows: boolean): string {
   const dir = dirname(dest);
   if (!existsSync(dir)) throw new ConfdError(`destination directory ${dir} does not exist`, { file: dest });
   // Unpredictability is not needed for safety ("wx" refuses an existing file or symlink), only uniqueness;
@@ -129,7 +156,12 @@ function stage(dest: string, content: string, want: FileState, windows: boolean)
   } catch (err) {
     throw new ConfdError(`cannot create stage file in ${dir}: ${errnoText(err)}`, { file: dest });
   }
-  writeDurably(fd, content);
+  try {
+    writeDurably(fd, bytes);
+  } catch (err) {
+    unlinkSync(staged);
+    throw new ConfdError(`cannot write the new file: ${errnoText(err)}; destination left unchanged`, { file: dest });
+  }
   try {
     if (!windows) setModeAndOwner(staged, want);
   } catch (err) {
@@ -139,10 +171,10 @@ function stage(dest: string, content: string, want: FileState, windows: boolean)
   return staged;
 }
 
-function compare(current: FileState | undefined, old: Buffer | undefined, content: string, want: FileState, windows: boolean): string[] {
+function compare(current: FileState | undefined, old: Buffer | undefined, bytes: Buffer, want: FileState, windows: boolean): string[] {
   if (!current || !old) return ["new file"];
   const out: string[] = [];
-  if (!old.equals(Buffer.from(content))) out.push("content differs");
+  if (!old.equals(bytes)) out.push("content differs");
   if (!windows) {
     if (current.mode !== want.mode) out.push(`mode ${current.mode.toString(8)} should be ${want.mode.toString(8)}`);
     if (current.uid !== want.uid) out.push(`uid ${current.uid} should be ${want.uid}`);
@@ -163,7 +195,7 @@ const WINDOWS_RENAME_RETRY_MS = [10, 20, 40, 80, 160, 320, 640, 1000];
  * rename(2) over the destination. On Linux a bind-mounted file cannot be replaced (EBUSY), so it is
  * rewritten in place; on Windows EBUSY means the file is open, and the rename is retried instead.
  */
-function replace(staged: string, dest: string, content: string, want: FileState, windows: boolean): void {
+function replace(staged: string, dest: string, bytes: Uint8Array, old: Uint8Array | undefined, want: FileState, windows: boolean): void {
   for (let attempt = 0; ; attempt++) {
     try {
       renameSync(staged, dest);
@@ -174,8 +206,7 @@ function replace(staged: string, dest: string, content: string, want: FileState,
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (!windows && code === "EBUSY") {
-        writeDurably(openSync(dest, "w"), content);
-        setModeAndOwner(dest, want);
+        rewriteInPlace(dest, bytes, old ?? new Uint8Array(), want);
         return;
       }
       const delay = WINDOWS_RENAME_RETRY_MS[attempt];
@@ -189,9 +220,43 @@ function replace(staged: string, dest: string, content: string, want: FileState,
   }
 }
 
-/** confd's check_cmd is a Go template over {{.src}} (the staged file); {{.dest}} is ours. */
-export function substitute(command: string, staged: string, dest: string): string {
-  return command.replace(/\{\{-?\s*\.(src|dest)\s*-?\}\}/g, (_, name: string) => (name === "src" ? staged : dest));
+/**
+ * A bind-mounted destination: written over from its start without truncating first, so that when the
+ * disk fills up part way the old bytes can be put back (they fit: the file held them a moment ago).
+ */
+function rewriteInPlace(dest: string, bytes: Uint8Array, old: Uint8Array, want: FileState): void {
+  const fd = openSync(dest, "r+");
+  try {
+    try {
+      writeAll(fd, bytes, 0);
+      ftruncateSync(fd, bytes.length);
+      fsyncSync(fd);
+    } catch (err) {
+      let restored = true;
+      try {
+        writeAll(fd, old, 0);
+        ftruncateSync(fd, old.length);
+        fsyncSync(fd);
+      } catch {
+        restored = false;
+      }
+      const outcome = restored ? "old content put back" : "old content could not be put back";
+      throw new ConfdError(`cannot rewrite bind-mounted destination in place: ${errnoText(err)}; ${outcome}`, { file: dest });
+    }
+  } finally {
+    closeSync(fd);
+  }
+  setModeAndOwner(dest, want);
+}
+
+/** A command's text for this sync, rendered as confd renders check_cmd: Go's text/template, builtins only. */
+export function renderCommand(command: CommandTemplate, data: CommandData, which: string, spec: ResourceSpec): string {
+  try {
+    return executeGoTemplate(command.tree, data, {});
+  } catch (err) {
+    const message = err instanceof GoTemplateExecError ? err.message : String(err);
+    throw new ConfdError(`${which}: ${message}`, { file: spec.file, key: which });
+  }
 }
 
 function commandError(which: string, timeoutMs: number, result: CommandResult, spec: ResourceSpec): ConfdError {

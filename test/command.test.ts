@@ -1,6 +1,7 @@
 import { expect, test } from "bun:test";
 import { runCommand, shellArgv } from "../src/command.ts";
-import { substitute } from "../src/sync.ts";
+import { commandTemplate, type ResourceSpec } from "../src/resource.ts";
+import { renderCommand } from "../src/sync.ts";
 
 test("stdout and stderr come back combined, in the order written", async () => {
   const r = await runCommand("echo one; echo two >&2; echo three", { timeoutMs: 10_000 });
@@ -29,6 +30,18 @@ test("Windows commands go through cmd /C, verbatim", () => {
   expect(shellArgv("nginx -s reload", "linux")).toEqual({ argv: ["/bin/sh", "-c", "exec 2>&1\nnginx -s reload"], verbatim: false });
 });
 
-test("{{.src}} and {{.dest}} in commands", () => {
-  expect(substitute("nginx -t -c {{.src}} && cp {{ .dest }} /bak && echo {{- .src -}}", "/etc/.x.1", "/etc/x")).toBe("nginx -t -c /etc/.x.1 && cp /etc/x /bak && echo /etc/.x.1");
+const render = (text: string, src: string, dest: string) =>
+  renderCommand(commandTemplate(text, "check_cmd", "app.toml")!, { src, dest }, "check_cmd", { file: "app.toml" } as ResourceSpec);
+
+test("commands are Go templates over {{.src}} and {{.dest}}, as confd renders check_cmd", () => {
+  expect(render("nginx -t -c {{.src}} && cp {{ .dest }} /bak && echo {{- .src -}}", "/etc/.x.1", "/etc/x")).toBe("nginx -t -c /etc/.x.1 && cp /etc/x /bak && echo/etc/.x.1");
+  expect(render('check {{printf "%q" .src}}', "/etc/my app/.x.1", "/etc/my app/x")).toBe('check "/etc/my app/.x.1"');
+  expect(render('echo {{"{{"}}.Id}}', "s", "d")).toBe("echo {{.Id}}");
+});
+
+test("a command that is not a valid template, or uses other fields, is refused at load naming the key", () => {
+  expect(() => commandTemplate("nginx -t -c {{.src", "check_cmd", "app.toml")).toThrow('key "check_cmd" is not a valid template: template: checkcmd:1: unclosed action');
+  expect(() => commandTemplate("docker inspect -f '{{.State.Pid}}' web | xargs kill -HUP", "reload_cmd", "app.toml")).toThrow(
+    'key "reload_cmd" uses {{.State}}: only {{.src}} and {{.dest}} exist',
+  );
 });

@@ -11,6 +11,8 @@ export const CLI = join(ROOT, "src", "cli.ts");
  */
 const CONFD_BIN = process.env.CONFD_BIN ? resolve(process.env.CONFD_BIN) : undefined;
 const COMMAND = CONFD_BIN ? [CONFD_BIN] : [process.execPath, CLI];
+/** The argv that starts confd (the binary, or bun with the sources), for tests that wrap it in another command. */
+export const CONFD_COMMAND: readonly string[] = COMMAND;
 const DEFAULT_CWD = CONFD_BIN ? dirname(CONFD_BIN) : ROOT;
 /** confd's own integration fixture, copied into the repository (see its README for the origin). */
 export const CONFD_FIXTURE = join(ROOT, "test", "fixtures", "confd-integration");

@@ -61,7 +61,7 @@ class MemoryStore implements StoreClient {
 }
 
 function resource(name: string, keys: string[], prefix = "/"): ResourceSpec {
-  return { name, file: `${name}.toml`, src: "", dest: `/out/${name}`, keys, prefix, checkCmd: "", reloadCmd: "", checkTimeoutMs: 1, reloadTimeoutMs: 1, engine: "handlebars" };
+  return { name, file: `${name}.toml`, src: "", dest: `/out/${name}`, keys, prefix, checkCmd: null, reloadCmd: null, checkTimeoutMs: 1, reloadTimeoutMs: 1, engine: "handlebars" };
 }
 
 /** A stand-in worker recording what it was asked to sync; `gate` can hold a sync open. */

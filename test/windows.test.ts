@@ -5,8 +5,8 @@ import { afterAll, afterEach, describe, expect, spyOn, test } from "bun:test";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { shellArgv } from "../src/command.ts";
-import { loadResources } from "../src/resource.ts";
-import { substitute, syncFile, type SyncOptions } from "../src/sync.ts";
+import { commandTemplate, loadResources, type ResourceSpec } from "../src/resource.ts";
+import { renderCommand, syncFile, type SyncOptions } from "../src/sync.ts";
 import type { LogRecord } from "../src/log.ts";
 import { runConfd, tempDir, writeTree } from "./helpers.ts";
 
@@ -54,7 +54,8 @@ describe("cmd.exe quoting", () => {
   test("{{.src}} and {{.dest}} become Windows paths verbatim (no $ patterns, no slash changes)", () => {
     const staged = "C:\\ProgramData\\app $&\\.app.conf.0a1b2c3d";
     const dest = "C:\\ProgramData\\app $&\\app.conf";
-    expect(substitute('"C:\\bin\\check.exe" {{.src}} --dest {{ .dest }}', staged, dest)).toBe(`"C:\\bin\\check.exe" ${staged} --dest ${dest}`);
+    const command = commandTemplate('"C:\\bin\\check.exe" {{.src}} --dest {{ .dest }}', "check_cmd", "app.toml")!;
+    expect(renderCommand(command, { src: staged, dest }, "check_cmd", { file: "app.toml" } as ResourceSpec)).toBe(`"C:\\bin\\check.exe" ${staged} --dest ${dest}`);
   });
 });
 

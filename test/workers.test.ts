@@ -8,7 +8,7 @@ const url = Promise.resolve(new URL("./fixtures/crashing-worker.ts", import.meta
 
 function init(name: string): WorkerInit {
   return {
-    resource: { name, file: `/conf.d/${name}.toml`, src: "", dest: `/out/${name}`, keys: [], prefix: "/", checkCmd: "", reloadCmd: "", checkTimeoutMs: 1, reloadTimeoutMs: 1, engine: "handlebars" },
+    resource: { name, file: `/conf.d/${name}.toml`, src: "", dest: `/out/${name}`, keys: [], prefix: "/", checkCmd: null, reloadCmd: null, checkTimeoutMs: 1, reloadTimeoutMs: 1, engine: "handlebars" },
     template: { engine: "handlebars", file: "", spec: "", partials: {} },
     noop: false,
     syncOnly: false,

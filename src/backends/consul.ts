@@ -13,6 +13,7 @@ import type { Duplex } from "node:stream";
 import Consul from "consul";
 import { ConfdError, errnoText } from "../errors.ts";
 import type { Config } from "../options.ts";
+import { decodeBytes } from "../bytes.ts";
 import { ancestors, keyFilter, normalizeKey, type StoreClient } from "./index.ts";
 
 const DEFAULT_NODE = "127.0.0.1:8500";
@@ -61,8 +62,8 @@ interface Listing {
 
 interface KvPair {
   Key: string;
-  /** Base64-decoded to UTF-8 by the consul package; null for a key without a value. */
-  Value: string | null;
+  /** Base64-decoded to bytes by the consul package (`buffer: true`); null for a key without a value. */
+  Value: Buffer | null;
 }
 
 /** Options the consul package passes on to papi, its HTTP layer; its .d.ts declares only a few. */
@@ -93,6 +94,7 @@ interface KvApi {
   get(options: {
     key: string;
     recurse: true;
+    buffer: true;
     index?: number;
     wait?: string;
     timeout: number;
@@ -124,7 +126,7 @@ class ConsulNode {
     signal.addEventListener("abort", cancel, { once: true });
     try {
       const blocking = index > 0 ? { index, wait: `${WAIT_MS / 1000}s`, timeout: BLOCKING_TIMEOUT_MS } : { timeout: REQUEST_TIMEOUT_MS };
-      const [res, body] = await this.kv.get({ key, recurse: true, ctx, ...blocking });
+      const [res, body] = await this.kv.get({ key, recurse: true, buffer: true, ctx, ...blocking });
       if (body !== undefined && !Array.isArray(body)) throw new Error("the answer is not a KV listing");
       const header = res.headers["x-consul-index"];
       return { index: Number(Array.isArray(header) ? header[0] : header) || 0, pairs: (body ?? []) as KvPair[] };
@@ -158,7 +160,7 @@ class ConsulClient implements StoreClient {
     for (const { pairs } of listings) {
       for (const pair of pairs) {
         const key = storeKey(pair.Key);
-        if (wanted(key)) values.set(key, pair.Value ?? "");
+        if (wanted(key)) values.set(key, pair.Value ? decodeBytes(pair.Value) : "");
       }
     }
     return values;
@@ -291,7 +293,7 @@ class PrefixWatch {
     const values = new Map<string, string>();
     for (const pair of listing.pairs) {
       const key = storeKey(pair.Key);
-      if (this.within(key)) values.set(key, pair.Value ?? "");
+      if (this.within(key)) values.set(key, pair.Value ? decodeBytes(pair.Value) : "");
     }
     // Consul's documentation: an index that went backwards (a snapshot restored, the newest key of a
     // listing removed) means starting over, and an index of 0 is a bug to survive by blocking on 1.

@@ -8,6 +8,7 @@ import { isIP } from "node:net";
 import { checkServerIdentity, rootCertificates, type PeerCertificate } from "node:tls";
 import { Channel, credentials as grpcCredentials, type ChannelOptions } from "@grpc/grpc-js";
 import { Etcd3, EtcdPermissionDeniedError, GRPCDeadlineExceededError, GRPCUnavailableError, type IOptions, type IWatchResponse, type Watcher } from "etcd3";
+import { decodeBytes, encodeText } from "../bytes.ts";
 import { ConfdError, errnoText } from "../errors.ts";
 import { log } from "../log.ts";
 import type { Config } from "../options.ts";
@@ -159,7 +160,7 @@ function isUnreachable(err: unknown): boolean {
  */
 function span(key: string): { start: Buffer; end: Buffer } {
   if (key === "/") return { start: Buffer.from([0]), end: Buffer.from([0]) };
-  return { start: Buffer.from(key), end: Buffer.from(key + "0") };
+  return { start: encodeText(key), end: encodeText(key + "0") };
 }
 
 /** The asked-for subtrees, each once, leaving out those inside another one asked for. */
@@ -223,8 +224,9 @@ class EtcdClient implements StoreClient {
         revision ??= res.header.revision;
         for (const op of res.responses) {
           for (const kv of op.response_range.kvs) {
-            const key = kv.key.toString();
-            if (wanted(key)) values.set(key, kv.value.toString("utf8"));
+            // Bytes as they are (bytes.ts): a value that is not UTF-8 is copied, not replaced by U+FFFD.
+            const key = decodeBytes(kv.key);
+            if (wanted(key)) values.set(key, decodeBytes(kv.value));
           }
         }
       }
@@ -412,7 +414,7 @@ class PrefixWatch {
     watcher.on("data", (res: IWatchResponse) => {
       if (!current()) return;
       let latest = 0;
-      for (const event of res.events) if (this.matches(event.kv.key.toString())) latest = Math.max(latest, Number(event.kv.mod_revision));
+      for (const event of res.events) if (this.matches(decodeBytes(event.kv.key))) latest = Math.max(latest, Number(event.kv.mod_revision));
       this.seen = Math.max(this.seen, Number(res.header.revision));
       if (latest > 0) this.mark(latest);
     });

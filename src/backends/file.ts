@@ -4,6 +4,7 @@
 // are the store; the caller reads once per run for all resources.
 import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from "node:fs";
 import { join, posix } from "node:path";
+import { decodeBytes, firstEscape } from "../bytes.ts";
 import { ConfdError, errnoText } from "../errors.ts";
 import { globMatch } from "../glob.ts";
 import { keyFilter, type StoreClient } from "./index.ts";
@@ -77,9 +78,19 @@ function walk(dir: string, filter: string, out: string[]): void {
 function parseFile(file: string): unknown {
   let text: string;
   try {
-    text = readFileSync(file, "utf8");
+    text = decodeBytes(readFileSync(file));
   } catch (err) {
     throw new ConfdError(`cannot read data file: ${errnoText(err)}`, { file });
+  }
+  // YAML and JSON are Unicode: bytes that are not UTF-8 cannot be values there (confd refuses them too;
+  // store them in etcd, redis or consul, which keep bytes as they are).
+  const invalid = firstEscape(text);
+  if (invalid >= 0) {
+    const before = text.slice(0, invalid);
+    const line = before.split("\n").length;
+    const column = invalid - before.lastIndexOf("\n");
+    const byte = text.charCodeAt(invalid) - 0xdc00;
+    throw new ConfdError(`invalid ${file.endsWith(".json") ? "JSON" : "YAML"}: byte 0x${byte.toString(16).toUpperCase()} is not UTF-8`, { file, line, column });
   }
   try {
     return file.endsWith(".json") ? JSON.parse(text) : Bun.YAML.parse(text);

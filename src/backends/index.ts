@@ -1,6 +1,7 @@
 // The backend contract, as small as confd's StoreClient: read the values under some keys, and wait for
 // a change. Deduplication, retries and scheduling live above it, once. Each store's client is loaded
 // only when selected, so a binary run with the file backend never pays for the etcd or redis libraries.
+import { environment } from "../bytes.ts";
 import { ConfdError } from "../errors.ts";
 import type { Config } from "../options.ts";
 
@@ -35,7 +36,7 @@ export async function createStoreClient(config: Config): Promise<StoreClient> {
       return (await import("./consul.ts")).connect(config);
     case "env": {
       const { EnvClient } = await import("./env.ts");
-      return new EnvClient(process.env);
+      return new EnvClient(environment());
     }
     case "file": {
       if (config.files.length === 0) throw new ConfdError("the file backend needs at least one --file", { flag: "-file" });

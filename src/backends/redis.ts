@@ -9,6 +9,7 @@
 // behind them.
 import { Redis } from "ioredis";
 import { existsSync } from "node:fs";
+import { decodeBytes, encodeText } from "../bytes.ts";
 import { ConfdError } from "../errors.ts";
 import { log } from "../log.ts";
 import type { Config } from "../options.ts";
@@ -302,10 +303,11 @@ export class RedisClient implements StoreClient {
     let scans = wanted.map((k) => ({ match: this.keys.below(k), cursor: "0" }));
 
     while (strings.length + hashes.length + scans.length > 0) {
+      // Names and values as bytes (bytes.ts): a value that is not UTF-8 is copied, not replaced by U+FFFD.
       const pipeline = this.cmd.redis.pipeline();
-      for (const name of strings) pipeline.get(name);
-      for (const name of hashes) pipeline.hgetall(name);
-      for (const scan of scans) pipeline.scan(scan.cursor, "MATCH", scan.match, "COUNT", SCAN_COUNT);
+      for (const name of strings) pipeline.getBuffer(encodeText(name));
+      for (const name of hashes) pipeline.callBuffer("HGETALL", encodeText(name));
+      for (const scan of scans) pipeline.callBuffer("SCAN", scan.cursor, "MATCH", encodeText(scan.match), "COUNT", SCAN_COUNT);
       const replies = await pipeline.exec();
       if (!replies) throw new Error("pipeline discarded");
       let i = 0;
@@ -317,19 +319,21 @@ export class RedisClient implements StoreClient {
         // Not a string: maybe a hash, asked for in the next round.
         if (isWrongType(err)) nextHashes.push(name);
         else if (err) throw err;
-        else if (typeof value === "string") add(name, value);
+        else if (value instanceof Uint8Array) add(name, decodeBytes(value));
       }
       for (const name of hashes) {
         const [err, fields] = replies[i++]!;
         if (isWrongType(err)) continue; // a list, set or other type: not a value
         if (err) throw err;
-        for (const [field, value] of Object.entries(fields as Record<string, string>)) add(`${name}/${field}`, value);
+        const flat = fields as Buffer[];
+        for (let f = 0; f + 1 < flat.length; f += 2) add(`${name}/${decodeBytes(flat[f]!)}`, decodeBytes(flat[f + 1]!));
       }
       for (const scan of scans) {
         const [err, page] = replies[i++]!;
         if (err) throw err;
-        const [cursor, found] = page as [string, string[]];
-        for (const name of found) {
+        const [cursorBytes, foundBytes] = page as [Buffer, Buffer[]];
+        const cursor = cursorBytes.toString();
+        for (const name of foundBytes.map(decodeBytes)) {
           if (requested.has(name)) continue;
           requested.add(name);
           nextStrings.push(name);
