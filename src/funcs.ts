@@ -7,7 +7,7 @@ import { byteLength, decodeBytes, encodeText, environment } from "./bytes.ts";
 import { DnsCache, type DnsAnswers, type SRV } from "./dns.ts";
 import { GlobSyntaxError, globMatch } from "./glob.ts";
 import { GoTime } from "./gotime.ts";
-import { compareGoStrings, formatValue, goKind, goQuote, goTypeName, sprintf } from "./printf.ts";
+import { compareGoStrings, formatValue, goKind, goTypeName, sprintf } from "./printf.ts";
 
 export type { SRV } from "./dns.ts";
 
@@ -22,16 +22,31 @@ export type Store = ReadonlyMap<string, string>;
 
 export type TemplateFunc = (...args: unknown[]) => unknown;
 
-// Thrown by a function; the engine adds resource, file and line. Messages are Go's.
+/**
+ * Thrown by a function; the engine adds resource, file and line. Messages are Go's, less any value:
+ * what the store holds may be a password, and error lines end up in logs. A message may show an
+ * argument's type, a length or a byte position in it, never the argument, and where Go's message
+ * quotes its input the quotation is left out (strconv.Atoi: parsing "x": invalid syntax becomes
+ * strconv.Atoi: invalid syntax). Which value it was is told by key instead: the key that was read,
+ * or for a rejected argument (arg, its index) the key holding that value. Arguments that are keys
+ * are shown, as keys are. The Go engine's own errors (gotemplate-exec.ts, gotemplate-builtins.ts)
+ * keep to the same rule.
+ */
 export class FuncError extends Error {
   constructor(
     readonly func: string,
     message: string,
     readonly key?: string,
+    readonly arg?: number,
   ) {
     super(message);
     this.name = "FuncError";
   }
+}
+
+/** Argument arg (from 0) was rejected for its value, which the message does not show (see FuncError). */
+function rejected(fn: string, arg: number, message: string): FuncError {
+  return new FuncError(fn, message, undefined, arg);
 }
 
 export interface FuncOptions {
@@ -95,9 +110,19 @@ export function createFuncs(store: Store, options: FuncOptions = {}): Record<str
     };
   };
 
-  // No prototype: an engine looking a name up must not find "constructor" or "toString".
-  const funcs: Record<string, TemplateFunc> = Object.create(null);
-  return Object.assign(funcs, {
+  // The key to name for a rejected value, when one key alone holds it.
+  const keyHolding = (value: unknown): string | undefined => {
+    if (typeof value !== "string") return undefined;
+    let found: string | undefined;
+    for (const [key, v] of store) {
+      if (v !== value) continue;
+      if (found !== undefined) return undefined;
+      found = key;
+    }
+    return found;
+  };
+
+  const library = {
     get: (...a) => {
       arity("get", a, 1, 1);
       const key = str("get", a, 0);
@@ -249,7 +274,7 @@ export function createFuncs(store: Store, options: FuncOptions = {}): Record<str
       const s = str("parseBool", a, 0);
       if (TRUE_WORDS.has(s)) return true;
       if (FALSE_WORDS.has(s)) return false;
-      throw new FuncError("parseBool", `strconv.ParseBool: parsing ${goQuote(s)}: invalid syntax`);
+      throw rejected("parseBool", 0, "strconv.ParseBool: invalid syntax");
     },
     // Go's version reverses []string and []KVPair and returns anything else unchanged;
     // every JavaScript array is reversed here, as a copy.
@@ -293,9 +318,9 @@ export function createFuncs(store: Store, options: FuncOptions = {}): Record<str
     atoi: (...a) => {
       arity("atoi", a, 1, 1);
       const s = str("atoi", a, 0);
-      if (!/^[+-]?[0-9]+$/.test(s)) throw new FuncError("atoi", `strconv.Atoi: parsing ${goQuote(s)}: invalid syntax`);
+      if (!/^[+-]?[0-9]+$/.test(s)) throw rejected("atoi", 0, "strconv.Atoi: invalid syntax");
       const n = Number(s);
-      if (!Number.isSafeInteger(n)) throw new FuncError("atoi", `strconv.Atoi: parsing ${goQuote(s)}: value out of range`);
+      if (!Number.isSafeInteger(n)) throw rejected("atoi", 0, "strconv.Atoi: value out of range");
       return n === 0 ? 0 : n;
     },
 
@@ -353,7 +378,21 @@ export function createFuncs(store: Store, options: FuncOptions = {}): Record<str
       if (v === null || v === undefined) throw new FuncError("len", "len of nil pointer");
       throw new FuncError("len", `len of type ${goTypeName(v)}`);
     },
-  } satisfies Record<string, TemplateFunc>);
+  } satisfies Record<string, TemplateFunc>;
+
+  // No prototype: an engine looking a name up must not find "constructor" or "toString".
+  const funcs: Record<string, TemplateFunc> = Object.create(null);
+  for (const [name, fn] of Object.entries(library)) {
+    funcs[name] = (...a) => {
+      try {
+        return fn(...a);
+      } catch (err) {
+        if (!(err instanceof FuncError) || err.arg === undefined || err.key !== undefined) throw err;
+        throw new FuncError(err.func, err.message, keyHolding(a[err.arg]), err.arg);
+      }
+    };
+  }
+  return funcs;
 }
 
 // --- arguments ---------------------------------------------------------------
@@ -381,9 +420,10 @@ function int(fn: string, args: readonly unknown[], i: number): number {
   const v = args[i];
   if (typeof v === "number" && Number.isSafeInteger(v)) return v === 0 ? 0 : v;
   if (typeof v === "bigint" && v >= MIN_SAFE && v <= MAX_SAFE) return Number(v);
-  if (typeof v === "string" && /^[+-]?[0-9]+$/.test(v) && Number.isSafeInteger(Number(v))) return Number(v) || 0;
-  const shown = typeof v === "string" ? goQuote(v) : formatValue(v);
-  throw new FuncError(fn, `argument ${i + 1}: expected integer, got ${goTypeName(v)} ${shown}`);
+  const digits = typeof v === "string" && /^[+-]?[0-9]+$/.test(v);
+  if (digits && Number.isSafeInteger(Number(v))) return Number(v) || 0;
+  const integral = digits || typeof v === "bigint" || Number.isInteger(v);
+  throw rejected(fn, i, integral ? `argument ${i + 1}: integer out of range` : `argument ${i + 1}: expected integer, got ${goTypeName(v)}`);
 }
 
 function list(fn: string, args: readonly unknown[], i: number): unknown[] {
@@ -576,14 +616,155 @@ function children(store: Store, path: string, dirsOnly: boolean): string[] {
 function parseJson(fn: string, s: string): unknown {
   try {
     return JSON.parse(s) as unknown;
-  } catch (err) {
-    throw new FuncError(fn, `invalid JSON: ${(err as Error).message}`);
+  } catch {
+    // JSON.parse's message quotes the text.
+    throw rejected(fn, 0, jsonSyntaxError(s));
   }
 }
 
 function unmarshalError(fn: string, v: unknown, target: string): FuncError {
   const kind = Array.isArray(v) ? "array" : typeof v === "object" ? "object" : typeof v === "boolean" ? "bool" : typeof v;
-  return new FuncError(fn, `json: cannot unmarshal ${kind} into Go value of type ${target}`);
+  return rejected(fn, 0, `json: cannot unmarshal ${kind} into Go value of type ${target}`);
+}
+
+const JSON_SPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
+const JSON_ESCAPES = new Set([...'"\\/bfnrt'].map((c) => c.charCodeAt(0)));
+const isDigit = (c: number | undefined): boolean => c !== undefined && c >= 0x30 && c <= 0x39;
+const isHex = (c: number | undefined): boolean => c !== undefined && /[0-9a-fA-F]/.test(String.fromCharCode(c));
+
+/**
+ * encoding/json's syntax error for text JSON.parse rejected, with the byte offset of the offending
+ * character in place of the character: "invalid character at input byte 0 looking for beginning of value".
+ */
+function jsonSyntaxError(text: string): string {
+  const b = Buffer.from(text, "utf8");
+  const END = "unexpected end of JSON input";
+  let i = 0;
+  const invalid = (context: string): string => `invalid character at input byte ${i} ${context}`;
+  // What the scanner expects next; "next" is a comma or the end of the innermost array or object.
+  type State = "value" | "firstElement" | "key" | "firstKey" | "colon" | "next" | "end";
+  let state: State = "value";
+  const open: Array<"[" | "{"> = [];
+  const afterValue = (): State => (open.length === 0 ? "end" : "next");
+  // Scans the string starting at b[i], returning an error or undefined.
+  const string = (): string | undefined => {
+    for (i++; ; ) {
+      const c = b[i];
+      if (c === undefined) return END;
+      if (c === 0x22) {
+        i++;
+        return undefined;
+      }
+      if (c < 0x20) return invalid("in string literal");
+      i++;
+      if (c !== 0x5c) continue;
+      if (i === b.length) return END;
+      if (JSON_ESCAPES.has(b[i]!)) {
+        i++;
+        continue;
+      }
+      if (b[i] !== 0x75) return invalid("in string escape code");
+      i++;
+      for (let k = 0; k < 4; k++, i++) {
+        if (i === b.length) return END;
+        if (!isHex(b[i])) return invalid("in \\u hexadecimal character escape");
+      }
+    }
+  };
+  const number = (): string | undefined => {
+    if (b[i] === 0x2d) {
+      i++;
+      if (i === b.length) return END;
+      if (!isDigit(b[i])) return invalid("in numeric literal");
+    }
+    if (b[i] === 0x30) i++;
+    else while (isDigit(b[i])) i++;
+    if (b[i] === 0x2e) {
+      i++;
+      if (i === b.length) return END;
+      if (!isDigit(b[i])) return invalid("after decimal point in numeric literal");
+      while (isDigit(b[i])) i++;
+    }
+    if (b[i] === 0x65 || b[i] === 0x45) {
+      i++;
+      if (b[i] === 0x2b || b[i] === 0x2d) i++;
+      if (i === b.length) return END;
+      if (!isDigit(b[i])) return invalid("in exponent of numeric literal");
+      while (isDigit(b[i])) i++;
+    }
+    return undefined;
+  };
+  const literal = (word: string): string | undefined => {
+    for (let k = 1, i0 = i; k < word.length; k++) {
+      i = i0 + k;
+      if (i === b.length) return END;
+      if (b[i] !== word.charCodeAt(k)) return invalid(`in literal ${word} (expecting '${word[k]}')`);
+    }
+    i++;
+    return undefined;
+  };
+  for (;;) {
+    while (JSON_SPACE.has(b[i]!)) i++;
+    const c = b[i];
+    // Text that ends where a value may end is valid JSON to both parsers; "invalid JSON" only completes the function.
+    if (c === undefined) return state === "end" ? "invalid JSON" : END;
+    let err: string | undefined;
+    switch (state) {
+      case "end":
+        return invalid("after top-level value");
+      case "firstElement":
+      case "value":
+        if (state === "firstElement" && c === 0x5d) {
+          i++;
+          open.pop();
+          state = afterValue();
+        } else if (c === 0x7b || c === 0x5b) {
+          i++;
+          open.push(c === 0x7b ? "{" : "[");
+          state = c === 0x7b ? "firstKey" : "firstElement";
+        } else {
+          if (c === 0x22) err = string();
+          else if (c === 0x2d || isDigit(c)) err = number();
+          else if (c === 0x74) err = literal("true");
+          else if (c === 0x66) err = literal("false");
+          else if (c === 0x6e) err = literal("null");
+          else return invalid("looking for beginning of value");
+          state = afterValue();
+        }
+        break;
+      case "firstKey":
+      case "key":
+        if (state === "firstKey" && c === 0x7d) {
+          i++;
+          open.pop();
+          state = afterValue();
+          break;
+        }
+        if (c !== 0x22) return invalid("looking for beginning of object key string");
+        err = string();
+        state = "colon";
+        break;
+      case "colon":
+        if (c !== 0x3a) return invalid("after object key");
+        i++;
+        state = "value";
+        break;
+      case "next": {
+        const inArray = open[open.length - 1] === "[";
+        if (c === 0x2c) {
+          i++;
+          state = inArray ? "value" : "key";
+        } else if (c === (inArray ? 0x5d : 0x7d)) {
+          i++;
+          open.pop();
+          state = afterValue();
+        } else {
+          return invalid(inArray ? "after array element" : "after object key:value pair");
+        }
+      }
+    }
+    if (err !== undefined) return err;
+  }
 }
 
 const TRUE_WORDS = new Set(["1", "t", "T", "TRUE", "true", "True"]);
@@ -597,7 +778,7 @@ const B64_VALUES = new Map([...B64].map((c, i) => [c.charCodeAt(0), i]));
 function decodeBase64(text: string): Uint8Array {
   const src = Buffer.from(text, "utf8");
   const out: number[] = [];
-  const corrupt = (at: number): FuncError => new FuncError("base64Decode", `illegal base64 data at input byte ${at}`);
+  const corrupt = (at: number): FuncError => rejected("base64Decode", 0, `illegal base64 data at input byte ${at}`);
   const skipNewlines = (i: number): number => {
     while (i < src.length && (src[i] === 0x0a || src[i] === 0x0d)) i++;
     return i;

@@ -47,7 +47,10 @@ export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<BuiltinName, Built
   ["ge", { params: [V, V], fn: (a) => !lt(a[0], a[1]) }],
 ]);
 
-/** An error a builtin returns; the evaluator reports it as "error calling <name>: <message>". */
+/**
+ * An error a builtin returns; the evaluator reports it as "error calling <name>: <message>". Where Go's
+ * message shows an argument's value, this one shows its type (see FuncError in funcs.ts).
+ */
 class BuiltinError extends Error {}
 
 // --- printing ------------------------------------------------------------------
@@ -272,12 +275,12 @@ function eq(arg1: unknown, others: unknown[]): boolean {
       const r1 = reflectKind(arg1);
       const r2 = reflectKind(arg);
       if (r1 !== r2 && r1 !== "invalid" && r2 !== "invalid") {
-        throw new BuiltinError(`non-comparable types ${formatValue(arg1)}: ${goTypeName(arg1)}, ${goTypeName(arg)}: ${formatValue(arg)}`);
+        throw new BuiltinError(`non-comparable types ${goTypeName(arg1)} and ${goTypeName(arg)}`);
       }
       if (isNil(arg1) || isNil(arg)) {
         truth = isNil(arg1) === isNil(arg);
       } else if (r2 !== "struct") {
-        throw new BuiltinError(`non-comparable type ${formatValue(arg)}: ${goTypeName(arg)}`);
+        throw new BuiltinError(`non-comparable type ${goTypeName(arg)}`);
       } else {
         truth = structsEqual(arg1, arg);
       }

@@ -199,7 +199,8 @@ function walkRange(st: State, dot: unknown, node: BranchNode): Signal {
     for (let i = 0; i < value.length; i++) if (iterate(st, node, bodyMark, i, value[i]) === BREAK) break;
   } else if ((typeof value === "number" && Number.isSafeInteger(value)) || typeof value === "bigint") {
     // Go 1.22: range over an int counts from 0, with one variable only.
-    if (node.pipe.decl.length > 1) fail(st, `can't use ${formatValue(value)} to iterate over more than one variable`);
+    // Go's messages here show the value; a value never appears in ours (see FuncError in funcs.ts).
+    if (node.pipe.decl.length > 1) fail(st, `can't use ${goTypeName(value)} to iterate over more than one variable`);
     const n = Number(value);
     ran = n > 0;
     for (let i = 0; i < n; i++) if (iterate(st, node, bodyMark, undefined, i) === BREAK) break;
@@ -213,7 +214,7 @@ function walkRange(st: State, dot: unknown, node: BranchNode): Signal {
     ran = keys.length > 0;
     for (const key of keys) if (iterate(st, node, bodyMark, key, map[key]) === BREAK) break;
   } else if (value !== undefined) {
-    fail(st, `range can't iterate over ${formatValue(value)}`);
+    fail(st, `range can't iterate over ${goTypeName(value)}`);
   }
   let signal: Signal = NEXT;
   if (!ran && node.elseList !== null) {
@@ -529,10 +530,10 @@ function andOr(st: State, dot: unknown, or: boolean, args: ArgNode[] | null, fin
   return final === MISSING ? value : final;
 }
 
-/** What "call" names in its errors: the callee's text, or Go's String of a piped value. */
+/** What "call" names in its errors: the callee's text, or its type when piped (Go would print a string's value). */
 function calleeName(args: ArgNode[] | null, final: unknown): string {
   if (args !== null && args.length > 1) return nodeString(args[1]!);
-  return typeof final === "string" ? final : `<${goTypeName(final)} Value>`;
+  return `<${goTypeName(final)} Value>`;
 }
 
 function evalArg(st: State, dot: unknown, type: ArgType, node: ArgNode): unknown {

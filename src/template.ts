@@ -59,9 +59,18 @@ function handlebarsRunner(compiled: HandlebarsTemplate): Runner {
     try {
       return template({}, { allowProtoPropertiesByDefault: false, allowProtoMethodsByDefault: false });
     } catch (err) {
-      throw err instanceof ConfdError ? err : new ConfdError(`template error: ${(err as Error).message}`, { file: compiled.file });
+      if (err instanceof ConfdError) throw err;
+      throw new ConfdError(`template error: ${runtimeMessage((err as Error).message)}`, { file: compiled.file });
     }
   };
+}
+
+/**
+ * The handlebars runtime's message, less a dynamic partial's name: partials named in the template were
+ * found at compile time, so a missing one was named by a value, which may be a secret (see FuncError).
+ */
+function runtimeMessage(message: string): string {
+  return /^The partial .* could not be found$/s.test(message) ? "a partial named by a value could not be found" : message;
 }
 
 /** A precompiled spec is JavaScript produced by our own compile step in the main thread. */

@@ -1,0 +1,220 @@
+// No value read from the store appears in an error or a log line, from either engine: a value may be a
+// password. Errors name the function, the template position and the key instead (see FuncError).
+import { afterAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ConfdError } from "../src/errors.ts";
+import { funcNames } from "../src/funcs.ts";
+import { BUILTINS } from "../src/gotemplate-builtins.ts";
+import { parseGoTemplate } from "../src/gotemplate-parse.ts";
+import { compileHandlebars } from "../src/handlebars.ts";
+import { instantiate } from "../src/template.ts";
+import { runConfd, tempDir, writeTree } from "./helpers.ts";
+
+const SECRET = "s3cr3t-VALUE-9f8e";
+// Digits, for the functions that take numbers; too large for atoi.
+const SECRET_NUMBER = "98765432109876543210";
+
+const store = new Map([
+  ["/password", SECRET],
+  ["/number", SECRET_NUMBER],
+  ["/object", JSON.stringify({ password: SECRET })],
+  ["/list", JSON.stringify([SECRET])],
+  ["/truncated", JSON.stringify({ password: SECRET }).slice(0, -1)],
+  ["/port", "8080"],
+]);
+
+// Arguments that carry the secret inside a structure, for the functions that only check types.
+const OBJECT = '(json (getv "/object"))';
+const LIST = '(jsonArray (getv "/list"))';
+
+type Engine = "go" | "handlebars";
+
+interface Failure {
+  /** The function or builtin that fails; the error must name it. */
+  fn: string;
+  /** Template source, valid in both engines unless `engines` says otherwise. */
+  src: string;
+  /** The key the error must name. */
+  key?: string;
+  engines?: Engine[];
+  /** What the Go engine's message says instead of "error calling <fn>:", where Go reports at an argument. */
+  goSays?: string;
+}
+
+const ONLY_GO: Engine[] = ["go"];
+
+// Every way a library function or builtin can fail on what it is given.
+const failures: Failure[] = [
+  // Arguments that are keys are named, as keys are.
+  { fn: "get", src: '{{get "/missing"}}', key: "/missing" },
+  { fn: "getv", src: '{{getv "/missing"}}', key: "/missing" },
+  { fn: "gets", src: '{{gets "/["}}', key: "/[" },
+  { fn: "getvs", src: '{{getvs "/["}}', key: "/[" },
+  { fn: "ls", src: `{{ls ${OBJECT}}}` },
+  { fn: "lsdir", src: `{{lsdir ${OBJECT}}}` },
+  { fn: "exists", src: `{{exists ${OBJECT}}}` },
+
+  // Values that do not parse are told by their key.
+  { fn: "json", src: '{{json (getv "/password")}}', key: "/password" },
+  { fn: "json", src: '{{json (getv "/truncated")}}', key: "/truncated" },
+  { fn: "json", src: '{{json (getv "/list")}}', key: "/list" },
+  { fn: "jsonArray", src: '{{jsonArray (getv "/password")}}', key: "/password" },
+  { fn: "jsonArray", src: '{{jsonArray (getv "/object")}}', key: "/object" },
+  { fn: "atoi", src: '{{atoi (getv "/password")}}', key: "/password" },
+  { fn: "atoi", src: '{{atoi (getv "/number")}}', key: "/number" },
+  { fn: "parseBool", src: '{{parseBool (getv "/password")}}', key: "/password" },
+  { fn: "base64Decode", src: '{{base64Decode (getv "/password")}}', key: "/password" },
+  { fn: "add", src: '{{add (getv "/password") 1}}', key: "/password" },
+  { fn: "sub", src: '{{sub 1 (getv "/number")}}', key: "/number" },
+  { fn: "mul", src: '{{mul (getv "/password") 2}}', key: "/password" },
+  { fn: "div", src: '{{div 1 (getv "/password")}}', key: "/password" },
+  { fn: "mod", src: '{{mod (getv "/password") 2}}', key: "/password" },
+  { fn: "seq", src: '{{seq 1 (getv "/password")}}', key: "/password" },
+  { fn: "replace", src: '{{replace "a" "b" "c" (getv "/password")}}', key: "/password" },
+
+  // Values of the wrong type are told by their type.
+  { fn: "base", src: `{{base ${OBJECT}}}` },
+  { fn: "dir", src: `{{dir ${LIST}}}` },
+  { fn: "split", src: `{{split ${OBJECT} ","}}` },
+  { fn: "join", src: '{{join (getv "/password") ","}}' },
+  { fn: "map", src: '{{map (getv "/password")}}' },
+  { fn: "map", src: `{{map ${LIST} 1}}` },
+  { fn: "getenv", src: `{{getenv ${OBJECT}}}` },
+  { fn: "datetime", src: `{{datetime ${OBJECT}}}` },
+  { fn: "toUpper", src: `{{toUpper ${OBJECT}}}` },
+  { fn: "toLower", src: `{{toLower ${LIST}}}` },
+  { fn: "contains", src: `{{contains ${OBJECT} "x"}}` },
+  { fn: "trimSuffix", src: `{{trimSuffix ${LIST} "x"}}` },
+  { fn: "lookupIP", src: `{{lookupIP ${OBJECT}}}` },
+  { fn: "lookupIPV4", src: `{{lookupIPV4 ${OBJECT}}}` },
+  { fn: "lookupIPV6", src: `{{lookupIPV6 ${OBJECT}}}` },
+  { fn: "lookupSRV", src: `{{lookupSRV ${OBJECT} "tcp" "example.com"}}` },
+  { fn: "fileExists", src: `{{fileExists ${OBJECT}}}` },
+  { fn: "base64Encode", src: `{{base64Encode ${LIST}}}` },
+  { fn: "sortByLength", src: '{{sortByLength (getv "/password")}}' },
+  { fn: "sortByLength", src: `{{sortByLength (jsonArray "[1]")}}` },
+  { fn: "sortKVByLength", src: `{{sortKVByLength ${LIST}}}` },
+  { fn: "printf", src: `{{printf ${OBJECT}}}`, goSays: "wrong type for value; expected string; got map[string]interface {}" },
+  { fn: "len", src: '{{len (atoi (getv "/port"))}}' },
+
+  // Comparisons: Go's builtins in the Go engine, the library's in handlebars.
+  { fn: "eq", src: '{{eq (getv "/password") 1}}' },
+  { fn: "eq", src: `{{eq ${LIST} ${OBJECT}}}` },
+  { fn: "eq", src: `{{eq ${OBJECT} ${OBJECT}}}` },
+  { fn: "ne", src: `{{ne ${LIST} ${LIST}}}` },
+  { fn: "lt", src: '{{lt (getv "/password") 1}}' },
+  { fn: "le", src: `{{le ${OBJECT} 1}}` },
+  { fn: "gt", src: '{{gt 1 (getv "/password")}}' },
+  { fn: "ge", src: `{{ge ${LIST} "x"}}` },
+
+  // Go's builtins that are not library functions.
+  { fn: "call", src: '{{getv "/password" | call}}', engines: ONLY_GO },
+  { fn: "call", src: '{{call (getv "/password")}}', engines: ONLY_GO },
+  { fn: "index", src: '{{index (getv "/password") 99}}', engines: ONLY_GO },
+  { fn: "index", src: `{{index ${OBJECT} 1}}`, engines: ONLY_GO },
+  { fn: "index", src: '{{index (getv "/password") "x"}}', engines: ONLY_GO },
+  { fn: "slice", src: '{{slice (getv "/password") 5 2}}', engines: ONLY_GO },
+  { fn: "slice", src: `{{slice ${OBJECT} 1}}`, engines: ONLY_GO },
+  { fn: "slice", src: '{{slice (getv "/password") 1 2 3}}', engines: ONLY_GO },
+];
+
+// Each fails only on the number of its arguments.
+const CANNOT_FAIL_ON_A_VALUE = ["and", "or", "not", "default", "reverse", "html", "js", "urlquery", "print", "println"];
+
+// The engines' own errors about values.
+const engineFailures: Array<{ name: string; src: string; engine: Engine; says: string }> = [
+  { name: "range over a string", src: '{{range getv "/password"}}{{end}}', engine: "go", says: "range can't iterate over string" },
+  { name: "range over a number with two variables", src: '{{range $i, $v := atoi (getv "/port")}}{{end}}', engine: "go", says: "can't use int to iterate" },
+  { name: "a partial named by a value", src: '{{> (getv "/password")}}', engine: "handlebars", says: "a partial named by a value could not be found" },
+];
+
+const tmp = tempDir("confd-secrets-");
+afterAll(() => tmp.cleanup());
+let files = 0;
+
+async function renderError(engine: Engine, src: string): Promise<ConfdError> {
+  const file = join(tmp.path, `t${files++}.${engine === "go" ? "tmpl" : "hbs"}`);
+  writeFileSync(file, src);
+  const compiled =
+    engine === "go" ? { engine, file, tree: parseGoTemplate("t.tmpl", src, funcNames()) } : compileHandlebars(file, tmp.path);
+  try {
+    await instantiate(compiled)(store);
+  } catch (err) {
+    if (err instanceof ConfdError) return err;
+    throw err;
+  }
+  throw new Error(`${src} rendered`);
+}
+
+function expectNoSecret(text: string): void {
+  for (const fragment of [SECRET, "s3cr3t", "9f8e", SECRET_NUMBER.slice(0, 8)]) expect(text).not.toContain(fragment);
+}
+
+describe("errors from template functions show no value", () => {
+  test("every library function and Go builtin has a failing case, or cannot fail on a value", () => {
+    const covered = new Set([...failures.map((f) => f.fn), ...CANNOT_FAIL_ON_A_VALUE]);
+    const missing = [...funcNames(), ...BUILTINS.keys()].filter((name) => !covered.has(name));
+    expect(missing).toEqual([]);
+    const failing = new Set(failures.map((f) => f.fn));
+    expect(CANNOT_FAIL_ON_A_VALUE.filter((name) => failing.has(name))).toEqual([]);
+  });
+
+  for (const f of failures) {
+    for (const engine of f.engines ?? (["go", "handlebars"] as const)) {
+      test(`${engine}: ${f.src}`, async () => {
+        const err = await renderError(engine, f.src);
+        expectNoSecret(err.message);
+        expectNoSecret(err.describe());
+        if (engine === "go") expect(err.message).toContain(f.goSays ?? `: error calling ${f.fn}: `);
+        else expect(err.message).toStartWith(`${f.fn}: `);
+        expect(err.context.key).toBe(f.key);
+        if (f.key !== undefined) expect(err.describe()).toContain(f.key);
+        // Where in the template: Go's message carries line and column, handlebars' context does.
+        if (engine === "go") expect(err.message).toMatch(/^template: t\.tmpl:1:\d+: /);
+        else expect(err.context).toMatchObject({ line: 1, column: expect.any(Number) });
+      });
+    }
+  }
+
+  for (const e of engineFailures) {
+    test(`${e.engine}: ${e.name}`, async () => {
+      const err = await renderError(e.engine, e.src);
+      expectNoSecret(err.describe());
+      expect(err.message).toContain(e.says);
+    });
+  }
+});
+
+describe("confd run by a user", () => {
+  const templates = {
+    go: 'user=admin\n{{with json (getv "/app/password")}}{{.}}{{end}}\n',
+    handlebars: 'user=admin\n{{#with (json (getv "/app/password"))}}{{this}}{{/with}}\n',
+  };
+  for (const format of ["text", "json"]) {
+    for (const engine of ["go", "handlebars"] as const) {
+      test(`-log-format ${format}, ${engine}: a password that is not JSON fails the resource, unseen`, async () => {
+        const dir = join(tmp.path, `cli-${format}-${engine}`);
+        const src = engine === "go" ? "app.tmpl" : "app.hbs";
+        writeTree(dir, {
+          [`templates/${src}`]: templates[engine],
+          "data.yaml": `app:\n  password: ${SECRET}\n`,
+          "conf.d/app.toml": `[template]\nsrc = "${src}"\ndest = ${JSON.stringify(join(dir, "app.conf"))}\nkeys = ["/app"]\n`,
+        });
+        const r = await runConfd([
+          "-onetime",
+          ...(format === "json" ? ["-log-format", "json"] : []),
+          "-log-level",
+          "debug",
+          ...["-backend", "file", "-file", join(dir, "data.yaml"), "-confdir", dir, "-config-file", join(dir, "none")],
+        ]);
+        expect(r.code).toBe(1);
+        expectNoSecret(r.stdout + r.stderr);
+        const line = r.stderr.split("\n").find((l) => l.includes("/app/password") && /error/i.test(l));
+        expect(line).toMatch(engine === "go" ? /error calling json: invalid character at input byte 0/ : /json: invalid character at input byte 0/);
+        if (format === "json") expect(JSON.parse(line!)).toMatchObject({ level: "error", msg: expect.stringMatching(/^resource app: /) });
+        else expect(line).toMatch(/ ERROR resource app: /);
+      });
+    }
+  }
+});
