@@ -1,7 +1,6 @@
 // confd's template functions (memkv's store functions and template_funcs.go) plus the
 // text/template builtins every engine needs, as plain synchronous functions over a
 // snapshot of the store. Knows nothing of any template engine.
-import { Buffer } from "node:buffer";
 import { existsSync } from "node:fs";
 import { byteLength, decodeBytes, encodeText, environment } from "./bytes.ts";
 import { DnsCache, type DnsAnswers, type SRV } from "./dns.ts";
@@ -637,7 +636,7 @@ const isHex = (c: number | undefined): boolean => c !== undefined && /[0-9a-fA-F
  * character in place of the character: "invalid character at input byte 0 looking for beginning of value".
  */
 function jsonSyntaxError(text: string): string {
-  const b = Buffer.from(text, "utf8");
+  const b = encodeText(text);
   const END = "unexpected end of JSON input";
   let i = 0;
   const invalid = (context: string): string => `invalid character at input byte ${i} ${context}`;
@@ -776,7 +775,7 @@ const B64_VALUES = new Map([...B64].map((c, i) => [c.charCodeAt(0), i]));
 // base64.StdEncoding.DecodeString: padding required, CR and LF skipped, and errors
 // name the offending input byte as Go's CorruptInputError does.
 function decodeBase64(text: string): Uint8Array {
-  const src = Buffer.from(text, "utf8");
+  const src = encodeText(text);
   const out: number[] = [];
   const corrupt = (at: number): FuncError => rejected("base64Decode", 0, `illegal base64 data at input byte ${at}`);
   const skipNewlines = (i: number): number => {
