@@ -53,6 +53,85 @@ describe("file backend", () => {
     await expect(client.getValues(["/"])).rejects.toMatchObject({ context: { file: join(tmp.path, "bad", "x.yaml") } });
   });
 
+  test("anchors and merge keys, as real files use them, flatten to copies", async () => {
+    writeTree(tmp.path, {
+      "anchors/db.yaml": [
+        "defaults: &defaults",
+        "  adapter: postgres",
+        "  pool: &pool",
+        "    min: 1",
+        "    max: 5",
+        "development:",
+        "  <<: *defaults",
+        "  database: dev",
+        "production:",
+        "  <<: *defaults",
+        "  database: prod",
+        "  pool:",
+        "    <<: *pool",
+        "    max: 50",
+        "replicas:",
+        "  - *pool",
+        "  - *pool",
+        "",
+      ].join("\n"),
+    });
+    const client = new FileClient([join(tmp.path, "anchors", "db.yaml")], "*");
+    expect(Object.fromEntries(await client.getValues(["/development", "/production", "/replicas"]))).toEqual({
+      "/development/adapter": "postgres",
+      "/development/database": "dev",
+      "/development/pool/min": "1",
+      "/development/pool/max": "5",
+      "/production/adapter": "postgres",
+      "/production/database": "prod",
+      "/production/pool/min": "1",
+      "/production/pool/max": "50",
+      "/replicas/0/min": "1",
+      "/replicas/0/max": "5",
+      "/replicas/1/min": "1",
+      "/replicas/1/max": "5",
+    });
+  });
+
+  test("an alias bomb is refused, naming the file", async () => {
+    // Six lines that expand to a million keys; confd (yaml.v2) refuses them with the same words.
+    const rows = ["a", "b", "c", "d", "e", "f"].map((name, i) => `${name}: &${name} [${Array(10).fill(i === 0 ? "secret" : `*${"abcde"[i - 1]}`).join(", ")}]`);
+    writeTree(tmp.path, { "hostile/bomb.yaml": rows.join("\n") + "\n" });
+    const file = join(tmp.path, "hostile", "bomb.yaml");
+    await expect(new FileClient([file], "*").getValues(["/"])).rejects.toMatchObject({
+      message: "invalid YAML: document contains excessive aliasing",
+      context: { file },
+    });
+  });
+
+  test("an anchor that contains itself is refused, naming the file and the key where it loops", async () => {
+    writeTree(tmp.path, { "hostile/self.yaml": "a: &a\n  b: *a\n" });
+    const file = join(tmp.path, "hostile", "self.yaml");
+    await expect(new FileClient([file], "*").getValues(["/"])).rejects.toMatchObject({
+      message: "invalid YAML: anchor refers to itself",
+      context: { file, key: "/a/b" },
+    });
+  });
+
+  test("nesting is limited to 1000 levels, in JSON and YAML", async () => {
+    const nested = (levels: number) => "[".repeat(levels) + '"v"' + "]".repeat(levels);
+    writeTree(tmp.path, {
+      "deep/ok.json": nested(1000),
+      "deep/over.json": nested(1001),
+      "deep/huge.json": nested(100_000),
+      "deep/over.yaml": nested(2000),
+    });
+    const values = await new FileClient([join(tmp.path, "deep", "ok.json")], "*").getValues(["/"]);
+    expect([...values.keys()]).toEqual(["/0".repeat(1000)]);
+    for (const name of ["over.json", "huge.json", "over.yaml"]) {
+      const file = join(tmp.path, "deep", name);
+      await expect(new FileClient([file], "*").getValues(["/"])).rejects.toMatchObject({
+        message: `invalid ${name.endsWith(".json") ? "JSON" : "YAML"}: nested more than 1000 levels deep`,
+        context: { file },
+      });
+    }
+  });
+
   test("a missing file names the file", async () => {
     const client = new FileClient([join(tmp.path, "nope.yaml")], "*");
     await expect(client.getValues(["/"])).rejects.toMatchObject({ message: "cannot read data file: ENOENT", context: { file: join(tmp.path, "nope.yaml") } });
