@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { EnvClient, envName } from "../src/backends/env.ts";
 import { FileClient } from "../src/backends/file.ts";
 import { ancestors, keyFilter } from "../src/backends/index.ts";
+import type { ConfdError } from "../src/errors.ts";
 import { tempDir, writeTree } from "./helpers.ts";
 
 const tmp = tempDir();
@@ -51,6 +52,16 @@ describe("file backend", () => {
     const client = new FileClient([join(tmp.path, "bad", "x.yaml")], "*");
     await expect(client.getValues(["/"])).rejects.toThrow("invalid YAML");
     await expect(client.getValues(["/"])).rejects.toMatchObject({ context: { file: join(tmp.path, "bad", "x.yaml") } });
+    // Bun's parsers know no position in the document, so no line is claimed.
+    const err = (await client.getValues(["/"]).catch((e: ConfdError) => e)) as ConfdError;
+    expect(err.describe()).toBe(`${join(tmp.path, "bad", "x.yaml")}: invalid YAML: Unexpected token`);
+  });
+
+  test("a JSON parse error does not repeat the text it stumbled on, which may be a secret", async () => {
+    writeTree(tmp.path, { "bad/unquoted.json": '{"password": hunter2}' });
+    const file = join(tmp.path, "bad", "unquoted.json");
+    const err = (await new FileClient([file], "*").getValues(["/"]).catch((e: ConfdError) => e)) as ConfdError;
+    expect(err.describe()).toBe(`${file}: invalid JSON: Unexpected identifier "…"`);
   });
 
   test("anchors and merge keys, as real files use them, flatten to copies", async () => {
@@ -120,6 +131,7 @@ describe("file backend", () => {
       "deep/over.json": nested(1001),
       "deep/huge.json": nested(100_000),
       "deep/over.yaml": nested(2000),
+      "deep/huge.yaml": nested(100_000),
     });
     const values = await new FileClient([join(tmp.path, "deep", "ok.json")], "*").getValues(["/"]);
     expect([...values.keys()]).toEqual(["/0".repeat(1000)]);
@@ -130,6 +142,9 @@ describe("file backend", () => {
         context: { file },
       });
     }
+    // Far beyond the limit, Bun.YAML.parse runs out of stack before the walk can count.
+    const file = join(tmp.path, "deep", "huge.yaml");
+    await expect(new FileClient([file], "*").getValues(["/"])).rejects.toMatchObject({ message: "invalid YAML: nested too deeply to parse", context: { file } });
   });
 
   test("a missing file names the file", async () => {

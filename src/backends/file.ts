@@ -85,14 +85,20 @@ function parseFile(file: string): unknown {
   try {
     return formatOf(file) === "JSON" ? JSON.parse(text) : Bun.YAML.parse(text);
   } catch (err) {
-    const e = err as { line?: number; column?: number; message?: string };
-    const message = String(e.message ?? err).replace(/^YAML Parse error: /, "");
-    throw new ConfdError(`invalid ${formatOf(file)}: ${message}`, {
-      file,
-      line: typeof e.line === "number" ? e.line : undefined,
-      column: typeof e.column === "number" ? e.column : undefined,
-    });
+    throw invalid(file, parseErrorText(err));
   }
+}
+
+/**
+ * The parser's complaint, fit for a log. JSON.parse quotes the text it stumbled on ("Unexpected
+ * identifier "hunter2"" for a password left unquoted), which may be a secret, so quoted text is elided.
+ * Bun.YAML.parse recurses per level and throws RangeError a few thousand levels down. Neither parser
+ * gives a position in the document: the line and column on their errors are the calling JavaScript's.
+ */
+function parseErrorText(err: unknown): string {
+  if (err instanceof RangeError && /call stack/i.test(err.message)) return "nested too deeply to parse";
+  const message = err instanceof Error ? err.message : String(err);
+  return message.replace(/^(JSON|YAML) Parse error: /, "").replace(/"[^"]*"/g, '"…"');
 }
 
 /**
