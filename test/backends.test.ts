@@ -1,11 +1,11 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { renameSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { EnvClient, envName } from "../src/backends/env.ts";
 import { FileClient } from "../src/backends/file.ts";
 import { ancestors, keyFilter } from "../src/backends/index.ts";
 import type { ConfdError } from "../src/errors.ts";
-import { tempDir, writeTree } from "./helpers.ts";
+import { runConfd, tempDir, writeTree } from "./helpers.ts";
 
 const tmp = tempDir();
 afterAll(tmp.cleanup);
@@ -23,6 +23,11 @@ describe("key matching", () => {
     expect(keyFilter(["/"])("/anything/at/all")).toBe(true);
   });
 });
+
+/** Six lines that expand to a million keys; confd (yaml.v2) refuses them with the same words as we do. */
+const ALIAS_BOMB = ["a", "b", "c", "d", "e", "f"]
+  .map((name, i) => `${name}: &${name} [${Array(10).fill(i === 0 ? "secret" : `*${"abcde"[i - 1]}`).join(", ")}]\n`)
+  .join("");
 
 describe("file backend", () => {
   test("YAML and JSON flattened as confd does", async () => {
@@ -105,14 +110,30 @@ describe("file backend", () => {
   });
 
   test("an alias bomb is refused, naming the file", async () => {
-    // Six lines that expand to a million keys; confd (yaml.v2) refuses them with the same words.
-    const rows = ["a", "b", "c", "d", "e", "f"].map((name, i) => `${name}: &${name} [${Array(10).fill(i === 0 ? "secret" : `*${"abcde"[i - 1]}`).join(", ")}]`);
-    writeTree(tmp.path, { "hostile/bomb.yaml": rows.join("\n") + "\n" });
+    writeTree(tmp.path, { "hostile/bomb.yaml": ALIAS_BOMB });
     const file = join(tmp.path, "hostile", "bomb.yaml");
     await expect(new FileClient([file], "*").getValues(["/"])).rejects.toMatchObject({
       message: "invalid YAML: document contains excessive aliasing",
       context: { file },
     });
+  });
+
+  test("the CLI run on an alias bomb: exit 1, one error line naming the file, the destination untouched", async () => {
+    const dir = join(tmp.path, "bomb-cli");
+    const dest = join(dir, "out", "app.conf");
+    writeTree(dir, {
+      "data.yaml": ALIAS_BOMB,
+      "templates/app.hbs": 'v={{getv "/a/0"}}\n',
+      "conf.d/app.toml": `[template]\nsrc = "app.hbs"\ndest = ${JSON.stringify(dest)}\nkeys = ["/a"]\n`,
+      "out/app.conf": "before\n",
+    });
+    const r = await runConfd(["-onetime", "-backend", "file", "-file", join(dir, "data.yaml"), "-confdir", dir, "-config-file", join(dir, "none")]);
+    expect(r.code).toBe(1);
+    const errors = r.stderr.split("\n").filter((line) => / (ERROR|FATAL) /.test(line));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toEndWith(`${join(dir, "data.yaml")}: invalid YAML: document contains excessive aliasing`);
+    expect(r.stderr).not.toContain("secret");
+    expect(readFileSync(dest, "utf8")).toBe("before\n");
   });
 
   test("an anchor that contains itself is refused, naming the file and the key where it loops", async () => {
