@@ -1,10 +1,11 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { renameSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { EnvClient, envName } from "../src/backends/env.ts";
 import { FileClient } from "../src/backends/file.ts";
 import { ancestors, keyFilter } from "../src/backends/index.ts";
-import { tempDir, writeTree } from "./helpers.ts";
+import type { ConfdError } from "../src/errors.ts";
+import { runConfd, tempDir, writeTree } from "./helpers.ts";
 
 const tmp = tempDir();
 afterAll(tmp.cleanup);
@@ -22,6 +23,11 @@ describe("key matching", () => {
     expect(keyFilter(["/"])("/anything/at/all")).toBe(true);
   });
 });
+
+/** Six lines that expand to a million keys; confd (yaml.v2) refuses them with the same words as we do. */
+const ALIAS_BOMB = ["a", "b", "c", "d", "e", "f"]
+  .map((name, i) => `${name}: &${name} [${Array(10).fill(i === 0 ? "secret" : `*${"abcde"[i - 1]}`).join(", ")}]\n`)
+  .join("");
 
 describe("file backend", () => {
   test("YAML and JSON flattened as confd does", async () => {
@@ -51,6 +57,115 @@ describe("file backend", () => {
     const client = new FileClient([join(tmp.path, "bad", "x.yaml")], "*");
     await expect(client.getValues(["/"])).rejects.toThrow("invalid YAML");
     await expect(client.getValues(["/"])).rejects.toMatchObject({ context: { file: join(tmp.path, "bad", "x.yaml") } });
+    // Bun's parsers know no position in the document, so no line is claimed.
+    const err = (await client.getValues(["/"]).catch((e: ConfdError) => e)) as ConfdError;
+    expect(err.describe()).toBe(`${join(tmp.path, "bad", "x.yaml")}: invalid YAML: Unexpected token`);
+  });
+
+  test("a JSON parse error does not repeat the text it stumbled on, which may be a secret", async () => {
+    writeTree(tmp.path, { "bad/unquoted.json": '{"password": hunter2}' });
+    const file = join(tmp.path, "bad", "unquoted.json");
+    const err = (await new FileClient([file], "*").getValues(["/"]).catch((e: ConfdError) => e)) as ConfdError;
+    expect(err.describe()).toBe(`${file}: invalid JSON: Unexpected identifier "…"`);
+  });
+
+  test("anchors and merge keys, as real files use them, flatten to copies", async () => {
+    writeTree(tmp.path, {
+      "anchors/db.yaml": [
+        "defaults: &defaults",
+        "  adapter: postgres",
+        "  pool: &pool",
+        "    min: 1",
+        "    max: 5",
+        "development:",
+        "  <<: *defaults",
+        "  database: dev",
+        "production:",
+        "  <<: *defaults",
+        "  database: prod",
+        "  pool:",
+        "    <<: *pool",
+        "    max: 50",
+        "replicas:",
+        "  - *pool",
+        "  - *pool",
+        "",
+      ].join("\n"),
+    });
+    const client = new FileClient([join(tmp.path, "anchors", "db.yaml")], "*");
+    expect(Object.fromEntries(await client.getValues(["/development", "/production", "/replicas"]))).toEqual({
+      "/development/adapter": "postgres",
+      "/development/database": "dev",
+      "/development/pool/min": "1",
+      "/development/pool/max": "5",
+      "/production/adapter": "postgres",
+      "/production/database": "prod",
+      "/production/pool/min": "1",
+      "/production/pool/max": "50",
+      "/replicas/0/min": "1",
+      "/replicas/0/max": "5",
+      "/replicas/1/min": "1",
+      "/replicas/1/max": "5",
+    });
+  });
+
+  test("an alias bomb is refused, naming the file", async () => {
+    writeTree(tmp.path, { "hostile/bomb.yaml": ALIAS_BOMB });
+    const file = join(tmp.path, "hostile", "bomb.yaml");
+    await expect(new FileClient([file], "*").getValues(["/"])).rejects.toMatchObject({
+      message: "invalid YAML: document contains excessive aliasing",
+      context: { file },
+    });
+  });
+
+  test("the CLI run on an alias bomb: exit 1, one error line naming the file, the destination untouched", async () => {
+    const dir = join(tmp.path, "bomb-cli");
+    const dest = join(dir, "out", "app.conf");
+    writeTree(dir, {
+      "data.yaml": ALIAS_BOMB,
+      "templates/app.hbs": 'v={{getv "/a/0"}}\n',
+      "conf.d/app.toml": `[template]\nsrc = "app.hbs"\ndest = ${JSON.stringify(dest)}\nkeys = ["/a"]\n`,
+      "out/app.conf": "before\n",
+    });
+    const r = await runConfd(["-onetime", "-backend", "file", "-file", join(dir, "data.yaml"), "-confdir", dir, "-config-file", join(dir, "none")]);
+    expect(r.code).toBe(1);
+    const errors = r.stderr.split("\n").filter((line) => / (ERROR|FATAL) /.test(line));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toEndWith(`${join(dir, "data.yaml")}: invalid YAML: document contains excessive aliasing`);
+    expect(r.stderr).not.toContain("secret");
+    expect(readFileSync(dest, "utf8")).toBe("before\n");
+  });
+
+  test("an anchor that contains itself is refused, naming the file and the key where it loops", async () => {
+    writeTree(tmp.path, { "hostile/self.yaml": "a: &a\n  b: *a\n" });
+    const file = join(tmp.path, "hostile", "self.yaml");
+    await expect(new FileClient([file], "*").getValues(["/"])).rejects.toMatchObject({
+      message: "invalid YAML: anchor refers to itself",
+      context: { file, key: "/a/b" },
+    });
+  });
+
+  test("nesting is limited to 1000 levels, in JSON and YAML", async () => {
+    const nested = (levels: number) => "[".repeat(levels) + '"v"' + "]".repeat(levels);
+    writeTree(tmp.path, {
+      "deep/ok.json": nested(1000),
+      "deep/over.json": nested(1001),
+      "deep/huge.json": nested(100_000),
+      "deep/over.yaml": nested(2000),
+      "deep/huge.yaml": nested(100_000),
+    });
+    const values = await new FileClient([join(tmp.path, "deep", "ok.json")], "*").getValues(["/"]);
+    expect([...values.keys()]).toEqual(["/0".repeat(1000)]);
+    for (const name of ["over.json", "huge.json", "over.yaml"]) {
+      const file = join(tmp.path, "deep", name);
+      await expect(new FileClient([file], "*").getValues(["/"])).rejects.toMatchObject({
+        message: `invalid ${name.endsWith(".json") ? "JSON" : "YAML"}: nested more than 1000 levels deep`,
+        context: { file },
+      });
+    }
+    // Far beyond the limit, Bun.YAML.parse runs out of stack before the walk can count.
+    const file = join(tmp.path, "deep", "huge.yaml");
+    await expect(new FileClient([file], "*").getValues(["/"])).rejects.toMatchObject({ message: "invalid YAML: nested too deeply to parse", context: { file } });
   });
 
   test("a missing file names the file", async () => {

@@ -1,7 +1,8 @@
 // The file backend: YAML and JSON files, or directories of them (walked recursively, file names
 // filtered by a glob), flattened as confd does: nested maps become path segments, list items index
 // segments, numbers and booleans their text. Files are re-read on every getValues call, since they
-// are the store; the caller reads once per run for all resources.
+// are the store; the caller reads once per run for all resources. A data file may be hostile, so
+// flattening refuses self-referencing anchors, alias bombs and runaway nesting, naming the file.
 import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from "node:fs";
 import { join, posix } from "node:path";
 import { decodeBytes, firstEscape } from "../bytes.ts";
@@ -17,7 +18,7 @@ export class FileClient implements StoreClient {
 
   async getValues(keys: readonly string[]): Promise<Map<string, string>> {
     const all = new Map<string, string>();
-    for (const file of this.files()) flatten(parseFile(file), "/", all);
+    for (const file of this.files()) flatten(file, parseFile(file), all);
     const values = new Map<string, string>();
     const wanted = keyFilter(keys);
     for (const [k, v] of all) if (wanted(k)) values.set(k, v);
@@ -93,24 +94,73 @@ function parseFile(file: string): unknown {
     throw new ConfdError(`invalid ${file.endsWith(".json") ? "JSON" : "YAML"}: byte 0x${byte.toString(16).toUpperCase()} is not UTF-8`, { file, line, column });
   }
   try {
-    return file.endsWith(".json") ? JSON.parse(text) : Bun.YAML.parse(text);
+    return formatOf(file) === "JSON" ? JSON.parse(text) : Bun.YAML.parse(text);
   } catch (err) {
-    const e = err as { line?: number; column?: number; message?: string };
-    const message = String(e.message ?? err).replace(/^YAML Parse error: /, "");
-    throw new ConfdError(`invalid ${file.endsWith(".json") ? "JSON" : "YAML"}: ${message}`, {
-      file,
-      line: typeof e.line === "number" ? e.line : undefined,
-      column: typeof e.column === "number" ? e.column : undefined,
-    });
+    throw invalid(file, parseErrorText(err));
   }
 }
 
-/** Keys are joined as Go's path.Join does, so a YAML key written "/database/host" stays one clean key. */
-function flatten(node: unknown, key: string, out: Map<string, string>): void {
-  if (Array.isArray(node)) {
-    node.forEach((item, i) => flatten(item, posix.join(key, String(i)), out));
-  } else if (node !== null && typeof node === "object") {
-    for (const [k, v] of Object.entries(node)) flatten(v, posix.join(key, k), out);
+/**
+ * The parser's complaint, fit for a log. JSON.parse quotes the text it stumbled on ("Unexpected
+ * identifier "hunter2"" for a password left unquoted), which may be a secret, so quoted text is elided.
+ * Bun.YAML.parse recurses per level and throws RangeError a few thousand levels down. Neither parser
+ * gives a position in the document: the line and column on their errors are the calling JavaScript's.
+ */
+function parseErrorText(err: unknown): string {
+  if (err instanceof RangeError && /call stack/i.test(err.message)) return "nested too deeply to parse";
+  const message = err instanceof Error ? err.message : String(err);
+  return message.replace(/^(JSON|YAML) Parse error: /, "").replace(/"[^"]*"/g, '"…"');
+}
+
+/**
+ * Deeper nesting is refused: the walk below recurses once a level, and JSON.parse accepts any depth
+ * (a million levels of "[" parse), so without a bound a small file overflows the stack. Real
+ * configuration is a few levels deep; Bun.YAML.parse itself gives up at a few thousand.
+ */
+const MAX_DEPTH = 1000;
+
+/** yaml.v2's alias budget (see aliasingExcessive), so that confd and this accept the same files. */
+const ALIAS_RATIO_RANGE_LOW = 400_000;
+const ALIAS_RATIO_RANGE_HIGH = 4_000_000;
+
+/** What one file's walk has met so far. */
+interface Walk {
+  file: string;
+  /** Containers visited before: meeting one again means an alias is being expanded. */
+  seen: Set<object>;
+  /** Containers on the path from the root to the current node: meeting one again is a cycle. */
+  path: Set<object>;
+  nodes: number;
+  /** Nodes visited inside a container met before, that is, nodes an alias multiplied. */
+  aliased: number;
+}
+
+/**
+ * Bun.YAML.parse returns one shared object for every use of an anchor, so parsing is cheap however the
+ * aliases multiply, and the cost surfaces here: six lines of nested aliases flatten to a million keys.
+ */
+function flatten(file: string, data: unknown, out: Map<string, string>): void {
+  visit(data, "/", 0, false, { file, seen: new Set(), path: new Set(), nodes: 0, aliased: 0 }, out);
+}
+
+/**
+ * Keys are joined as Go's path.Join does, so a YAML key written "/database/host" stays one clean key.
+ * `inAlias`: the node lies inside a container met before, so an alias is what brought the walk here.
+ */
+function visit(node: unknown, key: string, depth: number, inAlias: boolean, walk: Walk, out: Map<string, string>): void {
+  const container = node !== null && typeof node === "object" ? node : undefined;
+  if (container && walk.path.has(container)) throw invalid(walk.file, "anchor refers to itself", key);
+  const aliased = inAlias || (container !== undefined && walk.seen.has(container));
+  walk.nodes++;
+  if (aliased) walk.aliased++;
+  if (aliasingExcessive(walk.nodes, walk.aliased)) throw invalid(walk.file, "document contains excessive aliasing");
+  if (container) {
+    if (depth >= MAX_DEPTH) throw invalid(walk.file, `nested more than ${MAX_DEPTH} levels deep`);
+    walk.seen.add(container);
+    walk.path.add(container);
+    if (Array.isArray(container)) container.forEach((item, i) => visit(item, posix.join(key, String(i)), depth + 1, aliased, walk, out));
+    else for (const [k, v] of Object.entries(container)) visit(v, posix.join(key, k), depth + 1, aliased, walk, out);
+    walk.path.delete(container);
   } else if (typeof node === "string") {
     out.set(key, node);
   } else if (typeof node === "boolean") {
@@ -119,6 +169,32 @@ function flatten(node: unknown, key: string, out: Map<string, string>): void {
     out.set(key, formatNumber(node));
   }
   // null: confd skips keys without a value.
+}
+
+/**
+ * yaml.v2's rule (decode.go, allowedAliasRatio), which confd's "document contains excessive aliasing"
+ * comes from: small documents may be almost all aliases, larger ones a share falling from 99% at 400,000
+ * nodes to 10% at 4,000,000. A bomb, being nearly all aliases, is refused within its first few thousand
+ * nodes; what is accepted expands to at most 99 times the nodes written, and never past about 1.2 million.
+ */
+function aliasingExcessive(nodes: number, aliased: number): boolean {
+  if (aliased <= 100 || nodes <= 1000) return false;
+  const allowed =
+    nodes <= ALIAS_RATIO_RANGE_LOW
+      ? 0.99
+      : nodes >= ALIAS_RATIO_RANGE_HIGH
+        ? 0.1
+        : 0.99 - (0.89 * (nodes - ALIAS_RATIO_RANGE_LOW)) / (ALIAS_RATIO_RANGE_HIGH - ALIAS_RATIO_RANGE_LOW);
+  return aliased / nodes > allowed;
+}
+
+/** One line naming the file and, where it helps, the key; never a value, which may be a secret. */
+function invalid(file: string, what: string, key?: string): ConfdError {
+  return new ConfdError(`invalid ${formatOf(file)}: ${what}`, { file, key });
+}
+
+function formatOf(file: string): "JSON" | "YAML" {
+  return file.endsWith(".json") ? "JSON" : "YAML";
 }
 
 /** Go's strconv.FormatFloat(f, 'f', -1, 64): never an exponent. */
