@@ -83,16 +83,8 @@ function parseFile(file: string): unknown {
   } catch (err) {
     throw new ConfdError(`cannot read data file: ${errnoText(err)}`, { file });
   }
-  // YAML and JSON are Unicode: bytes that are not UTF-8 cannot be values there (confd refuses them too;
-  // store them in etcd, redis or consul, which keep bytes as they are).
-  const invalid = firstEscape(text);
-  if (invalid >= 0) {
-    const before = text.slice(0, invalid);
-    const line = before.split("\n").length;
-    const column = invalid - before.lastIndexOf("\n");
-    const byte = text.charCodeAt(invalid) - 0xdc00;
-    throw new ConfdError(`invalid ${file.endsWith(".json") ? "JSON" : "YAML"}: byte 0x${byte.toString(16).toUpperCase()} is not UTF-8`, { file, line, column });
-  }
+  const escape = firstEscape(text);
+  if (escape >= 0) throw notUtf8(file, text, escape);
   try {
     return formatOf(file) === "JSON" ? JSON.parse(text) : Bun.YAML.parse(text);
   } catch (err) {
@@ -186,6 +178,19 @@ function aliasingExcessive(nodes: number, aliased: number): boolean {
         ? 0.1
         : 0.99 - (0.89 * (nodes - ALIAS_RATIO_RANGE_LOW)) / (ALIAS_RATIO_RANGE_HIGH - ALIAS_RATIO_RANGE_LOW);
   return aliased / nodes > allowed;
+}
+
+/**
+ * YAML and JSON are Unicode: bytes that are not UTF-8 cannot be values there (confd refuses them too;
+ * etcd, redis and consul keep bytes as they are). Named by line and column, which, unlike the parsers'
+ * errors, we can compute.
+ */
+function notUtf8(file: string, text: string, at: number): ConfdError {
+  const before = text.slice(0, at);
+  const line = before.split("\n").length;
+  const column = at - before.lastIndexOf("\n");
+  const byte = text.charCodeAt(at) - 0xdc00;
+  return new ConfdError(`invalid ${formatOf(file)}: byte 0x${byte.toString(16).toUpperCase()} is not UTF-8`, { file, line, column });
 }
 
 /** One line naming the file and, where it helps, the key; never a value, which may be a secret. */
