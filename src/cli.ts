@@ -5,7 +5,7 @@ import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { createStoreClient, type StoreClient } from "./backends/index.ts";
 import { encodeText } from "./bytes.ts";
-import { ConfdError, describeError, withContext } from "./errors.ts";
+import { ConfdError, describeError, UsageError, withContext } from "./errors.ts";
 import { configureLog, emit, log, redact, type LogFormat, type LogLevel } from "./log.ts";
 import { OPTIONS, type Config } from "./options.ts";
 import type { CompiledTemplate } from "./protocol.ts";
@@ -30,7 +30,7 @@ if (import.meta.main && process.argv.length === 3) {
 }
 
 const { loadConfig } = await import("./config.ts");
-const { parseFlags, usage, UsageError } = await import("./flags.ts");
+const { parseFlags, usage } = await import("./flags.ts");
 const { compileTemplate } = await import("./engines.ts");
 const { processAll, runInterval } = await import("./processor.ts");
 const { loadResources } = await import("./resource.ts");
@@ -45,8 +45,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     flags = parseFlags(argv);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`confd: ${err.message}\nRun 'confd --help' for usage.\n`);
-    return 2;
+    return usageFailure(err);
   }
   if (flags.help) {
     process.stdout.write(usage());
@@ -65,6 +64,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     for (const note of loaded.notes) log.debug(note);
     for (const warning of loaded.warnings) log.warning(warning);
   } catch (err) {
+    if (err instanceof UsageError) return usageFailure(err);
     log.fatal(describeError(withContext(err, {})));
     return 1;
   }
@@ -115,6 +115,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     await Promise.all(jobs.map((j) => j.worker.stop()));
     await client.close();
   }
+}
+
+/** As Go's flag package fails: the problem, a hint, exit status 2. */
+function usageFailure(err: UsageError): number {
+  process.stderr.write(`confd: ${err.message}\nRun 'confd --help' for usage.\n`);
+  return 2;
 }
 
 /** Loads and compiles every resource; a resource that cannot be loaded is reported and left out. */

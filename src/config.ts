@@ -2,10 +2,10 @@
 // (confd itself lets confd.toml override flags; that is a bug we do not copy, see docs/migrating-from-confd.md.)
 import { existsSync, readFileSync } from "node:fs";
 import TOML from "@iarna/toml";
-import { ConfdError } from "./errors.ts";
+import { ConfdError, UsageError } from "./errors.ts";
 import type { FlagValues } from "./flags.ts";
 import { parseLogLevel } from "./log.ts";
-import { defaults, envNames, OPTIONS, tomlNames, type Config, type OptionSpec } from "./options.ts";
+import { defaults, envNames, invalidValue, OPTIONS, parseOptionText, tomlNames, type Config, type OptionSpec } from "./options.ts";
 
 export interface LoadedConfig {
   config: Config;
@@ -48,36 +48,14 @@ function readEnv(env: Readonly<Record<string, string | undefined>>): Partial<Con
     for (const name of envNames(o)) {
       const raw = env[name];
       if (raw === undefined || raw === "") continue;
-      out[o.field] = coerce(o, raw, `environment variable ${name}`, { flag: name });
+      // A list is comma-separated here (CONFD_NODE=a:2379,b:2379); other values read as their flag's do.
+      const value = o.type === "list" ? raw.split(",").map((s) => s.trim()).filter(Boolean) : parseOptionText(o, raw);
+      if (value === undefined) throw new UsageError(invalidValue(o, raw, name), { flag: name });
+      out[o.field] = value;
       break;
     }
   }
   return out as Partial<Config>;
-}
-
-function coerce(o: OptionSpec, raw: string, where: string, context: { flag?: string; file?: string; key?: string }): unknown {
-  switch (o.type) {
-    case "string":
-      return raw;
-    case "list":
-      return raw.split(",").map((s) => s.trim()).filter(Boolean);
-    case "number": {
-      const n = Number(raw);
-      if (raw.trim() === "" || !Number.isFinite(n)) throw new ConfdError(`${where}: "${raw}" is not a number`, context);
-      return n;
-    }
-    case "boolean": {
-      const b = parseBoolText(raw);
-      if (b === undefined) throw new ConfdError(`${where}: "${raw}" is not a boolean`, context);
-      return b;
-    }
-  }
-}
-
-function parseBoolText(s: string): boolean | undefined {
-  if (["1", "t", "true", "yes", "on"].includes(s.toLowerCase())) return true;
-  if (["0", "f", "false", "no", "off"].includes(s.toLowerCase())) return false;
-  return undefined;
 }
 
 const byTomlName = new Map<string, OptionSpec>();

@@ -60,3 +60,6 @@ export function withContext(err: unknown, context: ErrorContext): ConfdError {
 export function errnoText(err: unknown): string {
   return (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
 }
+
+/** A command line or CONFD_* variable confd cannot read: reported with a usage hint, exit 2 (as Go's flag package). */
+export class UsageError extends ConfdError {}

@@ -1,15 +1,19 @@
-// Command-line parsing: confd's Go-style flags (`-backend etcd`, `--backend=etcd`, `-onetime`,
-// `-node a -node b`, `-watch=false`) into the options explicitly given, and the usage text.
+// Command-line parsing: confd's Go-style flags (`-backend etcd`, `--backend=etcd`, `-onetime`, `-noop=1`,
+// `-node a -node b`, `-watch=false`) into the options explicitly given, and the usage text. Values are
+// read as Go's flag package reads them (options.ts parseOptionText), so `-noop=1` is a dry run here too.
 import yargs from "yargs";
-import { ConfdError } from "./errors.ts";
-import { OPTIONS, type Config } from "./options.ts";
+import { UsageError } from "./errors.ts";
+import { invalidValue, OPTIONS, parseOptionText, type Config, type OptionSpec } from "./options.ts";
 
-export type FlagValues = Partial<Config> & { help?: boolean };
+export type FlagValues = Partial<Config>;
 
-export class UsageError extends ConfdError {}
+const BY_FLAG = new Map<string, OptionSpec>(OPTIONS.map((o) => [o.flag, o]));
+// Go's flag package answers -h as it answers -help.
+BY_FLAG.set("h", BY_FLAG.get("help")!);
 
 export function parseFlags(argv: readonly string[]): FlagValues {
-  let parser = yargs([...argv])
+  const tokens = goFlagTokens(argv);
+  let parser = yargs(tokens.map((t) => `--${t.name}=${t.value}`))
     .parserConfiguration({
       "short-option-groups": false,
       "camel-case-expansion": false,
@@ -21,59 +25,60 @@ export function parseFlags(argv: readonly string[]): FlagValues {
     // yargs' own help and version handling is switched off first: it would drop our options of those names.
     .help(false)
     .version(false)
-    .option("help", { type: "boolean", alias: "h" })
     .strict()
     .exitProcess(false)
     .fail((message: string | null, err: Error | undefined) => {
-      throw usageError(message ?? err?.message ?? "invalid arguments");
+      throw new UsageError(message ?? err?.message ?? "invalid arguments");
     });
-  for (const o of OPTIONS) {
-    // Numbers are parsed here rather than by yargs so that a bad value is named, not turned into NaN.
-    const type = o.type === "boolean" ? "boolean" : "string";
-    parser = parser.option(o.flag, o.type === "boolean" ? { type } : { type, requiresArg: true });
-  }
+  // Every value reaches yargs as text already checked by goFlagTokens; yargs collects repeated flags.
+  for (const o of OPTIONS) parser = parser.option(o.flag, { type: "string" });
   const parsed = parser.parseSync() as Record<string, unknown>;
 
   const values: Record<string, unknown> = {};
-  if (parsed.help === true) values.help = true;
+  const last = (raw: unknown) => String(Array.isArray(raw) ? raw[raw.length - 1] : raw);
   for (const o of OPTIONS) {
     const raw = parsed[o.flag];
     if (raw === undefined) continue;
-    const list = Array.isArray(raw) ? raw.map(String) : [String(raw)];
-    switch (o.type) {
-      case "boolean":
-        values[o.field] = Array.isArray(raw) ? raw[raw.length - 1] === true : raw === true;
-        break;
-      case "list":
-        values[o.field] = list;
-        break;
-      case "number": {
-        const text = list[list.length - 1] ?? "";
-        const n = Number(text);
-        if (!/^\s*-?\d+(\.\d+)?\s*$/.test(text) || !Number.isFinite(n)) {
-          throw new UsageError(`invalid value "${text}" for flag -${o.flag}: parse error`, { flag: `-${o.flag}` });
-        }
-        values[o.field] = n;
-        break;
-      }
-      case "string":
-        // Go's flag package keeps the last of repeated string flags.
-        values[o.field] = list[list.length - 1];
-        break;
-    }
+    // Go's flag package keeps the last of repeated flags; -node and -file collect every one.
+    values[o.field] = o.type === "list" ? (Array.isArray(raw) ? raw.map(String) : [String(raw)]) : parseOptionText(o, last(raw));
   }
   return values as FlagValues;
 }
 
-function usageError(message: string): UsageError {
-  const unknown = /^Unknown arguments?: (.*)$/.exec(message);
-  if (unknown) {
-    const name = (unknown[1] ?? "").split(",")[0]?.trim() ?? "";
-    return new UsageError(`flag provided but not defined: -${name}`, { flag: `-${name}` });
+interface FlagToken {
+  name: string;
+  value: string;
+}
+
+/**
+ * Go's flag syntax, checked and made explicit: "-name" or "--name", then "=value", or for a non-boolean
+ * flag the next argument whatever it looks like (Go takes "-prefix -x" as prefix "-x"); a boolean flag
+ * never takes the next argument. Go stops at the first argument that is not a flag and confd ignores
+ * the rest, silently: here any such argument is an error, since what follows it would be lost.
+ */
+function goFlagTokens(argv: readonly string[]): FlagToken[] {
+  const tokens: FlagToken[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--" || !arg.startsWith("-") || arg === "-") {
+      const stray = arg === "--" ? argv[i + 1] : arg;
+      if (stray === undefined) break;
+      throw new UsageError(`unexpected argument ${JSON.stringify(stray)}: confd takes flags only (-name or -name=value)`);
+    }
+    const body = arg.slice(arg.startsWith("--") ? 2 : 1);
+    const eq = body.indexOf("=");
+    const name = eq < 0 ? body : body.slice(0, eq);
+    const option = BY_FLAG.get(name);
+    if (!option) throw new UsageError(`flag provided but not defined: -${name}`, { flag: `-${name}` });
+    let value: string;
+    if (eq >= 0) value = body.slice(eq + 1);
+    else if (option.type === "boolean") value = "true";
+    else if (i + 1 < argv.length) value = argv[++i]!;
+    else throw new UsageError(`flag needs an argument: -${name}`, { flag: `-${name}` });
+    if (parseOptionText(option, value) === undefined) throw new UsageError(invalidValue(option, value, `-${name}`), { flag: `-${name}` });
+    tokens.push({ name: option.flag, value });
   }
-  const missing = /^Not enough arguments following: (.*)$/.exec(message);
-  if (missing) return new UsageError(`flag needs an argument: -${missing[1]}`, { flag: `-${missing[1]}` });
-  return new UsageError(message);
+  return tokens;
 }
 
 export function usage(): string {

@@ -40,6 +40,7 @@ export interface Config {
   files: string[];
   filter: string;
   version: boolean;
+  help: boolean;
   templateEngine: string;
 }
 
@@ -96,6 +97,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: "filter", field: "filter", type: "string", default: "*", description: "file name glob for --file directories (file backend)" },
   { flag: "template-engine", field: "templateEngine", type: "string", default: "go", description: "engine for templates whose resource sets no engine and whose name ends neither in .tmpl (go) nor .hbs/.handlebars (handlebars): go or handlebars" },
   { flag: "version", field: "version", type: "boolean", default: false, description: "print version and exit", cliOnly: true },
+  { flag: "help", field: "help", type: "boolean", default: false, description: "print this help and exit (also -h)", cliOnly: true },
 ];
 
 export function defaults(): Config {
@@ -113,4 +115,55 @@ export function tomlNames(o: OptionSpec): string[] {
   const names = [o.flag, o.flag.replace(/-/g, "_"), ...(o.tomlAliases ?? [])];
   for (const a of o.tomlAliases ?? []) names.push(a.replace(/-/g, "_"), a.replace(/_/g, "-"));
   return [...new Set(names)];
+}
+
+/**
+ * An option's value from text (a flag or an environment variable), by Go's rules, since confd's flags
+ * are Go's flag package: booleans as strconv.ParseBool, integers as strconv.ParseInt(s, 0, 64) (so
+ * "0x1f", "0o17", "017" and "1_000" too). Undefined when the text is not a value of the type; the
+ * caller says where it came from.
+ */
+export function parseOptionText(o: OptionSpec, text: string): string | boolean | number | string[] | undefined {
+  switch (o.type) {
+    case "string":
+      return text;
+    case "list":
+      return [text];
+    case "boolean":
+      return GO_BOOLEANS.get(text);
+    case "number":
+      return parseGoInt(text);
+  }
+}
+
+/** Go's flag package's wording for a value it cannot read: `invalid boolean value "maybe" for -noop: parse error`. */
+export function invalidValue(o: OptionSpec, text: string, where: string): string {
+  return o.type === "boolean"
+    ? `invalid boolean value ${JSON.stringify(text)} for ${where}: parse error`
+    : `invalid value ${JSON.stringify(text)} for flag ${where}: parse error`;
+}
+
+/** Go's strconv.ParseBool, exactly: "yes" and "on" are not booleans to Go. */
+const GO_BOOLEANS: ReadonlyMap<string, boolean> = new Map([
+  ...["1", "t", "T", "TRUE", "true", "True"].map((s) => [s, true] as const),
+  ...["0", "f", "F", "FALSE", "false", "False"].map((s) => [s, false] as const),
+]);
+
+/** strconv.ParseInt(s, 0, 64), limited to what a JavaScript number holds exactly. */
+export function parseGoInt(text: string): number | undefined {
+  const m = /^([+-]?)(0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|0[0-7_]*|[1-9][0-9_]*)$/.exec(text);
+  if (!m) return undefined;
+  let digits = m[2]!;
+  // Underscores only between digits or after a base prefix (Go's underscoreOK); the pattern above
+  // already keeps them from leading.
+  if (/__|_$/.test(digits)) return undefined;
+  digits = digits.replaceAll("_", "");
+  let value: number;
+  if (/^0[xX]/.test(digits)) value = parseInt(digits.slice(2), 16);
+  else if (/^0[oO]/.test(digits)) value = parseInt(digits.slice(2), 8);
+  else if (/^0[bB]/.test(digits)) value = parseInt(digits.slice(2), 2);
+  else if (digits.length > 1 && digits.startsWith("0")) value = parseInt(digits.slice(1), 8);
+  else value = parseInt(digits, 10);
+  if (!Number.isSafeInteger(value)) return undefined;
+  return m[1] === "-" ? -value || 0 : value;
 }

@@ -1,8 +1,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { loadConfig } from "../src/config.ts";
-import { ConfdError } from "../src/errors.ts";
-import { parseFlags, usage, UsageError } from "../src/flags.ts";
+import { ConfdError, UsageError } from "../src/errors.ts";
+import { parseFlags, usage } from "../src/flags.ts";
 import { OPTIONS } from "../src/options.ts";
 import { tempDir, writeTree } from "./helpers.ts";
 
@@ -32,7 +32,46 @@ describe("flags", () => {
   });
 
   test("a bad number is named", () => {
-    expect(() => parseFlags(["-interval", "soon"])).toThrow('invalid value "soon" for flag -interval');
+    expect(() => parseFlags(["-interval", "soon"])).toThrow('invalid value "soon" for flag -interval: parse error');
+    expect(() => parseFlags(["-interval=1.5"])).toThrow('invalid value "1.5" for flag -interval: parse error');
+  });
+
+  // Go's strconv.ParseBool, the whole table: what it accepts, and a few it does not.
+  const TRUE = ["1", "t", "T", "TRUE", "true", "True"];
+  const FALSE = ["0", "f", "F", "FALSE", "false", "False"];
+  test.each([...TRUE.map((t) => [t, true] as const), ...FALSE.map((t) => [t, false] as const)])("-noop=%s is %p, for every boolean flag and in CONFD_*", (text, value) => {
+    for (const o of OPTIONS.filter((o) => o.type === "boolean")) {
+      expect(parseFlags([`-${o.flag}=${text}`])).toEqual({ [o.field]: value });
+      expect(parseFlags([`--${o.flag}=${text}`])).toEqual({ [o.field]: value });
+      if (!o.cliOnly) expect(loadConfig({ configFile: join(tmp.path, "none.toml") }, { [`CONFD_${o.flag.toUpperCase().replaceAll("-", "_")}`]: text }).config[o.field]).toBe(value);
+    }
+  });
+
+  test.each(["maybe", "yes", "no", "on", "off", "tRuE", "", " 1", "2"])("-noop=%p is refused as Go refuses it", (text) => {
+    expect(() => parseFlags([`-noop=${text}`])).toThrow(new UsageError(`invalid boolean value ${JSON.stringify(text)} for -noop: parse error`));
+  });
+
+  test("a boolean flag never takes the next argument; other flags take it whatever it looks like", () => {
+    expect(() => parseFlags(["-noop", "1"])).toThrow('unexpected argument "1": confd takes flags only');
+    expect(parseFlags(["-prefix", "-odd", "-noop"])).toEqual({ prefix: "-odd", noop: true });
+  });
+
+  test("integers as Go's flag package reads them (strconv.ParseInt base 0)", () => {
+    expect(parseFlags(["-interval", "0x1e"])).toEqual({ interval: 30 });
+    expect(parseFlags(["-interval=1_000"])).toEqual({ interval: 1000 });
+    expect(parseFlags(["-interval=017"])).toEqual({ interval: 15 });
+    expect(() => parseFlags(["-interval=08"])).toThrow('invalid value "08" for flag -interval');
+  });
+
+  test("a stray argument is named as one, not as a flag", () => {
+    expect(() => parseFlags(["-onetime", "extra"])).toThrow(new UsageError('unexpected argument "extra": confd takes flags only (-name or -name=value)'));
+    expect(() => parseFlags(["-onetime", "--", "x"])).toThrow('unexpected argument "x"');
+    expect(parseFlags(["-onetime", "--"])).toEqual({ onetime: true });
+  });
+
+  test("-h and -help", () => {
+    expect(parseFlags(["-h"])).toEqual({ help: true });
+    expect(parseFlags(["--help=false"])).toEqual({ help: false });
   });
 
   test("--help lists every flag", () => {
@@ -115,7 +154,9 @@ describe("precedence: flag > environment > confd.toml > default", () => {
   });
 
   test("bad environment values and log levels are named", () => {
-    expect(() => loadConfig({ configFile: file }, { CONFD_ONETIME: "maybe" })).toThrow('environment variable CONFD_ONETIME: "maybe" is not a boolean');
+    expect(() => loadConfig({ configFile: file }, { CONFD_ONETIME: "maybe" })).toThrow(new UsageError('invalid boolean value "maybe" for CONFD_ONETIME: parse error'));
+    expect(() => loadConfig({ configFile: file }, { CONFD_ONETIME: "yes" })).toThrow('invalid boolean value "yes" for CONFD_ONETIME');
+    expect(() => loadConfig({ configFile: file }, { CONFD_INTERVAL: "1.5" })).toThrow('invalid value "1.5" for flag CONFD_INTERVAL: parse error');
     expect(() => loadConfig({ configFile: file, logLevel: "loud" }, {})).toThrow('unknown log level "loud"');
   });
 });

@@ -2,7 +2,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, chmodSync } from "node:fs";
 import { join } from "node:path";
-import { runConfd, tempDir, writeTree } from "./helpers.ts";
+import { baseEnv, runConfd, tempDir, writeTree } from "./helpers.ts";
 
 const tmp = tempDir();
 afterAll(tmp.cleanup);
@@ -74,6 +74,30 @@ describe("sync", () => {
     expect(line).toMatch(/ERROR resource app: .*app\.toml: check_cmd exited with status 3: checking .*\.app\.conf\.[0-9a-f]+ \| bad config$/);
   });
 
+  test("check_cmd is a Go template: {{printf \"%q\" .src}} quotes a path with a space, as confd's docs advise", async () => {
+    const dir = join(tmp.path, `case${++counter}`, "my app");
+    const dest = join(dir, "app.conf");
+    writeTree(dir, {
+      "templates/app.tmpl": 'port={{getv "/app/port"}}\n',
+      "data.yaml": "app:\n  port: 8080\n",
+      "conf.d/app.toml": `[template]\nsrc = "app.tmpl"\ndest = ${JSON.stringify(dest)}\nkeys = ["/app"]\ncheck_cmd = 'grep -q port=8080 {{printf "%q" .src}}'\nreload_cmd = 'cp {{printf "%q" .dest}} {{printf "%q" .dest}}.reloaded'\n`,
+    });
+    const r = await runConfd(["-onetime", "-backend", "file", "-file", join(dir, "data.yaml"), "-confdir", dir, "-config-file", join(dir, "none.toml")]);
+    expect(r.stderr).not.toContain("ERROR");
+    expect(r.code).toBe(0);
+    expect(readFileSync(dest, "utf8")).toBe("port=8080\n");
+    expect(readFileSync(`${dest}.reloaded`, "utf8")).toBe("port=8080\n");
+  });
+
+  test("a command that is not a valid template is refused at start, naming the file and key", async () => {
+    const s = setup({ resource: `check_cmd = "nginx -t -c {{.src"` });
+    writeFileSync(s.dest, "old\n");
+    const r = await s.run();
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`ERROR resource app: ${join(s.dir, "conf.d", "app.toml")}: key "check_cmd" is not a valid template: template: checkcmd:1: unclosed action`);
+    expect(readFileSync(s.dest, "utf8")).toBe("old\n");
+  });
+
   test("check_cmd sees the staged file as {{.src}} and the destination as {{.dest}}", async () => {
     const s = setup({ resource: `check_cmd = "grep -q port=8080 {{.src}} && test {{ .dest }} = ${"$"}(dirname {{.src}})/app.conf"` });
     const r = await s.run();
@@ -112,6 +136,32 @@ describe("sync", () => {
     expect(r.stderr).toContain(`Noop mode enabled. ${s.dest} will not be modified`);
     expect(r.stderr).not.toContain("8080");
     expect(stageFiles(s.dir)).toEqual([]);
+  });
+
+  test.each(["-noop=1", "-noop=t", "-noop=T", "-noop=TRUE", "-noop=True", "--noop=true"])("%s is a dry run, as in confd: nothing written, no reload", async (flag) => {
+    const s = setup({ resource: `reload_cmd = "touch ${tmp.path}/noop-reloaded"` });
+    writeFileSync(s.dest, "port=80\n");
+    const r = await s.run(flag);
+    expect(r.code).toBe(0);
+    expect(readFileSync(s.dest, "utf8")).toBe("port=80\n");
+    expect(existsSync(join(tmp.path, "noop-reloaded"))).toBe(false);
+    expect(r.stderr).toContain("Noop mode enabled");
+  });
+
+  test("CONFD_NOOP=1 is a dry run too; -noop=maybe and CONFD_NOOP=yes are refused with exit 2, nothing written", async () => {
+    const s = setup();
+    writeFileSync(s.dest, "port=80\n");
+    const args = ["-onetime", "-backend", "file", "-file", join(s.dir, "data.yaml"), "-confdir", s.dir, "-config-file", join(s.dir, "none.toml")];
+    const viaEnv = await runConfd(args, { env: baseEnv({ CONFD_NOOP: "1" }) });
+    expect(viaEnv.code).toBe(0);
+    expect(readFileSync(s.dest, "utf8")).toBe("port=80\n");
+    const maybe = await s.run("-noop=maybe");
+    expect(maybe.code).toBe(2);
+    expect(maybe.stderr).toBe('confd: invalid boolean value "maybe" for -noop: parse error\nRun \'confd --help\' for usage.\n');
+    const yes = await runConfd(args, { env: baseEnv({ CONFD_NOOP: "yes" }) });
+    expect(yes.code).toBe(2);
+    expect(yes.stderr).toBe('confd: invalid boolean value "yes" for CONFD_NOOP: parse error\nRun \'confd --help\' for usage.\n');
+    expect(readFileSync(s.dest, "utf8")).toBe("port=80\n");
   });
 
   test("sync-only: writes the file without running check_cmd or reload_cmd", async () => {
