@@ -2,8 +2,8 @@
 // <confdir>/templates, tag every call of a library function with its line and column, and precompile
 // to JavaScript. Workers load only the small handlebars runtime (see template.ts): the full compiler
 // costs each worker about 1.3 MiB more and four times the start-up time.
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { isAbsolute, join, relative } from "node:path";
 import Handlebars from "handlebars";
 import { decodeBytes } from "./bytes.ts";
 import { ConfdError, errnoText } from "./errors.ts";
@@ -42,7 +42,7 @@ function compileFile(file: string, templatesDir: string, partials: HandlebarsTem
   }
   for (const name of annotate(ast, file)) {
     if (partials[name]) continue;
-    const partialFile = findPartial(templatesDir, name);
+    const partialFile = findPartial(templatesDir, name, file);
     if (!partialFile) {
       throw new ConfdError(`partial "${name}" not found in ${templatesDir} (tried ${name}, ${name}.hbs, ${name}.handlebars, ${name}.tmpl)`, { file });
     }
@@ -57,16 +57,31 @@ function compileFile(file: string, templatesDir: string, partials: HandlebarsTem
   }
 }
 
-function findPartial(dir: string, name: string): string | undefined {
+/**
+ * A partial is a file inside the templates directory, and nothing else: a name with ".." or a leading
+ * "/" is refused, and so is one whose real path (symlinks resolved) leads outside, since a template
+ * must not be a way to read any file on the host into a rendered config.
+ */
+function findPartial(dir: string, name: string, file: string): string | undefined {
+  if (isAbsolute(name) || name.split(/[\\/]/).includes("..")) {
+    throw new ConfdError(`partial "${name}" is outside the templates directory ${dir}`, { file });
+  }
   for (const candidate of [name, `${name}.hbs`, `${name}.handlebars`, `${name}.tmpl`]) {
     const path = join(dir, candidate);
-    if (existsSync(path)) return path;
+    if (!existsSync(path)) continue;
+    const real = realpathSync(path);
+    const inside = relative(realpathSync(dir), real);
+    if (isAbsolute(inside) || inside.split(/[\\/]/)[0] === "..") {
+      throw new ConfdError(`partial "${name}" leads outside the templates directory ${dir} (to ${real})`, { file });
+    }
+    return path;
   }
   return undefined;
 }
 
 /** Handlebars' own helpers, which we neither tag nor report as unknown. */
-const BUILTIN_HELPERS = new Set(["if", "unless", "each", "with", "lookup", "log", "blockHelperMissing", "helperMissing"]);
+// Not "log": handlebars' log helper prints its arguments (store values) to the console, around our log.
+const BUILTIN_HELPERS = new Set(["if", "unless", "each", "with", "lookup", "blockHelperMissing", "helperMissing"]);
 
 /**
  * Walks the AST: adds `confdLoc='["file",line,column]'` to every call of a library function (so that

@@ -40,6 +40,8 @@ function goRunner(compiled: GoTemplate): Runner {
 
 function handlebarsRunner(compiled: HandlebarsTemplate): Runner {
   const env = Handlebars.create();
+  // Its log helper writes arguments (store values) to the console, past our log and its rules.
+  env.unregisterHelper("log");
   // Helpers are registered once; each render points them at that render's functions.
   let funcs: Record<string, TemplateFunc> = createFuncs(new Map());
   for (const name of Object.keys(funcs)) {

@@ -1,6 +1,6 @@
 // The command line as a user meets it: usage errors, help, version, log formats, modes, secrets.
 import { afterAll, describe, expect, test } from "bun:test";
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { OPTIONS } from "../src/options.ts";
 import { baseEnv, Lines, runConfd, spawnConfd, tempDir, writeTree } from "./helpers.ts";
@@ -95,6 +95,34 @@ describe("templates", () => {
     const r = await runConfd(["-onetime", ...args]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('partial "footer" not found');
+  });
+
+  test("a partial outside the templates directory is refused: by .., by an absolute name, by a symlink", async () => {
+    const { dir, dest, args } = appConfdir("traversal", "app:\n  v: 1\n");
+    writeTree(join(tmp.path, "outside"), { "secret.hbs": "host secret\n" });
+    symlinkSync(join(tmp.path, "outside", "secret.hbs"), join(dir, "templates", "linked.hbs"));
+    const cases: [string, string][] = [
+      ["{{> ../../outside/secret}}\n", 'partial "../../outside/secret" is outside the templates directory'],
+      ["{{> ../../../../../../../../etc/hostname}}\n", 'partial "../../../../../../../../etc/hostname" is outside the templates directory'],
+      [`{{> [${join(tmp.path, "outside", "secret")}]}}\n`, "is outside the templates directory"],
+      ["{{> linked}}\n", 'partial "linked" leads outside the templates directory'],
+    ];
+    for (const [template, message] of cases) {
+      writeFileSync(join(dir, "templates", "app.hbs"), template);
+      const r = await runConfd(["-onetime", ...args]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(message);
+      expect(r.stderr).not.toContain("host secret");
+      expect(existsSync(dest)).toBe(false);
+    }
+  });
+
+  test("handlebars' log helper is not available: it would print store values past the log", async () => {
+    const { args } = appConfdir("loghelper", "app:\n  v: s3cr3t-logged\n", '{{log (getv "/app/v")}}\n');
+    const r = await runConfd(["-onetime", ...args]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('unknown function "log"');
+    expect(r.stdout + r.stderr).not.toContain("s3cr3t-logged");
   });
 
   test("prototype access stays disabled", async () => {
