@@ -23,7 +23,11 @@ export function loadConfig(flags: FlagValues, env: Readonly<Record<string, strin
   const configFile = flags.configFile ?? fromEnv.configFile ?? config.configFile;
   const explicit = flags.configFile !== undefined || fromEnv.configFile !== undefined;
   if (existsSync(configFile)) {
-    Object.assign(config, readConfigFile(configFile, warnings));
+    try {
+      Object.assign(config, readConfigFile(configFile, warnings));
+    } catch (err) {
+      throw withKeyLine(err, null);
+    }
     notes.push(`Loaded config file ${configFile}`);
   } else if (explicit) {
     warnings.push(`config file ${configFile} does not exist; using flags, environment and defaults`);
@@ -76,8 +80,9 @@ export function readConfigFile(file: string, warnings: string[]): Partial<Config
 }
 
 function tomlValue(o: OptionSpec, value: unknown, file: string, key: string): unknown {
-  const fail = (expected: string) =>
-    new ConfdError(`key "${key}" must be ${expected}, got ${JSON.stringify(value)}`, { file, key });
+  // A secret option's value is not shown even when it is of the wrong type.
+  const got = o.secret ? "" : `, got ${JSON.stringify(value)}`;
+  const fail = (expected: string) => new ConfdError(`key "${key}" must be ${expected}${got}`, { file, key });
   switch (o.type) {
     case "string":
       if (typeof value !== "string") throw fail("a string");
@@ -114,6 +119,40 @@ export function parseToml(file: string): Record<string, unknown> {
       column: e.col !== undefined ? e.col + 1 : undefined,
     });
   }
+}
+
+/**
+ * Adds the line where the error's key is set in its TOML file (under `[table]`, or as `table.key`;
+ * top level when table is null), as confd's messages give it: the parsed document does not say where a
+ * value came from, so the file is read again, only when there is an error to report.
+ */
+export function withKeyLine(err: unknown, table: string | null): unknown {
+  if (!(err instanceof ConfdError)) return err;
+  const { file, key, line } = err.context;
+  if (!file || !key || line !== undefined) return err;
+  const found = keyLine(file, table, key);
+  return found === undefined ? err : new ConfdError(err.message, { ...err.context, line: found });
+}
+
+function keyLine(file: string, table: string | null, key: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
+  const quoted = (name: string) => `(?:${RegExp.escape(name)}|"${RegExp.escape(name)}"|'${RegExp.escape(name)}')`;
+  const plain = new RegExp(`^\\s*${quoted(key)}\\s*=`);
+  const dotted = table === null ? undefined : new RegExp(`^\\s*${quoted(table)}\\s*\\.\\s*${quoted(key)}\\s*=`);
+  let current: string | null = null;
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const header = /^\s*\[\s*"?([^\]"]*?)"?\s*\]/.exec(lines[i]!);
+    if (header) current = header[1]!;
+    else if (current === table && plain.test(lines[i]!)) return i + 1;
+    else if (current === null && dotted?.test(lines[i]!)) return i + 1;
+  }
+  return undefined;
 }
 
 function validate(config: Config): void {

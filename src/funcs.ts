@@ -613,12 +613,40 @@ function children(store: Store, path: string, dirsOnly: boolean): string[] {
 // --- encodings ---------------------------------------------------------------
 
 function parseJson(fn: string, s: string): unknown {
+  let value: unknown;
   try {
-    return JSON.parse(s) as unknown;
+    value = JSON.parse(s) as unknown;
   } catch {
     // JSON.parse's message quotes the text.
     throw rejected(fn, 0, jsonSyntaxError(s));
   }
+  const deep = tooDeep(s);
+  if (deep >= 0) throw rejected(fn, 0, `invalid character at input byte ${deep} exceeded max depth`);
+  return value;
+}
+
+/** encoding/json refuses nesting past 10,000 levels; JSON.parse takes any depth. */
+const JSON_MAX_DEPTH = 10_000;
+
+/** The byte offset of the bracket that opens level 10,001, or -1. Only called on valid JSON. */
+function tooDeep(text: string): number {
+  if (text.length <= JSON_MAX_DEPTH) return -1;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > JSON_MAX_DEPTH) return byteLength(text.slice(0, i));
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+  return -1;
 }
 
 function unmarshalError(fn: string, v: unknown, target: string): FuncError {

@@ -29,7 +29,7 @@ import {
   type VariableNode,
 } from "./gotemplate-node.ts";
 import { FuncError, isTrue } from "./funcs.ts";
-import { compareGoStrings, formatValue, goKind, goQuote, goTypeName } from "./printf.ts";
+import { compareGoStrings, formatValue, goKind, goQuote, goTypeName, PrintDepthError } from "./printf.ts";
 
 export type { GoTemplateTree } from "./gotemplate-node.ts";
 
@@ -273,7 +273,14 @@ function printValue(st: State, node: ActionNode, value: unknown): void {
   else if (value === undefined || value === null) st.out += "<no value>";
   else if (typeof value === "number" && Number.isSafeInteger(value)) st.out += String(value);
   else if (typeof value === "function") fail(st, `can't print ${nodeString(node)} of type ${goTypeName(value)}`);
-  else st.out += formatValue(value);
+  else {
+    try {
+      st.out += formatValue(value);
+    } catch (err) {
+      if (err instanceof PrintDepthError) fail(st, err.message);
+      throw err;
+    }
+  }
 }
 
 // --- evaluation ----------------------------------------------------------------

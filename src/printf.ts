@@ -92,12 +92,38 @@ export function goQuote(s: string): string {
 }
 
 export function formatValue(v: unknown): string {
-  const p = newPrinter();
-  printArg(p, v, "v", 0);
-  return p.out;
+  return withinStack(() => {
+    const p = newPrinter();
+    printArg(p, v, "v", 0);
+    return p.out;
+  });
+}
+
+/**
+ * Printing recurses once a level, and a value from `json` may be nested up to Go's 10,000 levels,
+ * more than a JavaScript stack holds: that is this error, about the value, not the template.
+ */
+export class PrintDepthError extends Error {
+  constructor() {
+    super("value nested too deeply to print");
+    this.name = "PrintDepthError";
+  }
+}
+
+function withinStack(print: () => string): string {
+  try {
+    return print();
+  } catch (err) {
+    if (err instanceof RangeError && /call stack/i.test(err.message)) throw new PrintDepthError();
+    throw err;
+  }
 }
 
 export function sprintf(format: string, args: readonly unknown[]): string {
+  return withinStack(() => sprintfUnguarded(format, args));
+}
+
+function sprintfUnguarded(format: string, args: readonly unknown[]): string {
   const p = newPrinter();
   const f = p.f;
   const end = format.length;

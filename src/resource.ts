@@ -3,7 +3,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, posix, relative } from "node:path";
 import { normalizeKey } from "./backends/index.ts";
-import { parseToml } from "./config.ts";
+import { parseToml, withKeyLine } from "./config.ts";
 import { ConfdError, withContext } from "./errors.ts";
 import { K, type GoTemplateTree } from "./gotemplate-node.ts";
 import { GoTemplateParseError, parseGoTemplate } from "./gotemplate-parse.ts";
@@ -80,7 +80,7 @@ export function loadResources(options: LoadOptions): LoadedResources {
     try {
       result.resources.push(readResource(file, name, options, result.warnings));
     } catch (err) {
-      result.errors.push(withContext(err, { resource: name, file }));
+      result.errors.push(withContext(withKeyLine(err, "template"), { resource: name, file }));
     }
   }
   rejectDuplicateDestinations(result);

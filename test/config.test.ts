@@ -148,9 +148,18 @@ describe("precedence: flag > environment > confd.toml > default", () => {
     }
   });
 
-  test("a value of the wrong type names the key and file", () => {
-    writeTree(tmp.path, { "typed.toml": 'interval = "10"\n' });
-    expect(() => loadConfig({ configFile: join(tmp.path, "typed.toml") }, {})).toThrow('key "interval" must be a number, got "10"');
+  test("a value of the wrong type names the file, line and key", () => {
+    writeTree(tmp.path, { "typed.toml": '# confd\nbackend = "env"\ninterval = "10"\n', "secret.toml": "password = 12345678\n" });
+    const error = (file: string) => {
+      try {
+        loadConfig({ configFile: join(tmp.path, file) }, {});
+      } catch (err) {
+        return (err as ConfdError).describe();
+      }
+    };
+    expect(error("typed.toml")).toBe(`${join(tmp.path, "typed.toml")}:3: key "interval" must be a number, got "10"`);
+    // A secret's value is not shown, even of the wrong type.
+    expect(error("secret.toml")).toBe(`${join(tmp.path, "secret.toml")}:1: key "password" must be a string`);
   });
 
   test("bad environment values and log levels are named", () => {

@@ -212,3 +212,17 @@ test("a destination that is a directory is named as such", async () => {
   expect(r.code).toBe(1);
   expect(errorLines(r.stderr)).toEqual([expect.stringMatching(new RegExp(`ERROR resource app: ${dest}: destination is a directory$`))]);
 });
+
+test("deeply nested JSON: too deep to print is said to be about the value; past Go's 10,000 levels json refuses it", async () => {
+  const dest = join(tmp.path, `deep${++counter}.conf`);
+  const nested = (levels: number) => '{"a":'.repeat(levels) + "1" + "}".repeat(levels);
+  const dir = confdir(dest, '{{json (getv "/app/v")}}\n', `app:\n  v: '${nested(9_000)}'\n`);
+  const printing = await runConfd(fileArgs(dir));
+  expect(printing.code).toBe(1);
+  expect(errorLines(printing.stderr)).toEqual([expect.stringMatching(/app\.tmpl:1:2: executing "app\.tmpl" at <\{\{json \(getv "\/app\/v"\)\}\}>: value nested too deeply to print$/)]);
+  writeFileSync(join(dir, "data.yaml"), `app:\n  v: '${nested(10_001)}'\n`);
+  const parsing = await runConfd(fileArgs(dir));
+  expect(parsing.code).toBe(1);
+  expect(errorLines(parsing.stderr)).toEqual([expect.stringMatching(/error calling json: invalid character at input byte 50000 exceeded max depth$/)]);
+  expect(existsSync(dest)).toBe(false);
+});

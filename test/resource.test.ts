@@ -45,7 +45,7 @@ describe("loading conf.d", () => {
     expect(resources[0]).toMatchObject({ mode: 0o644, uid: 1001, gid: 50, checkTimeoutMs: 45_000, reloadTimeoutMs: 90_000 });
   });
 
-  test("bad input is one error naming the file and key; other resources still load", () => {
+  test("bad input is one error naming the file, the line and the key; other resources still load", () => {
     const dir = confdir({
       "conf.d/good.toml": '[template]\nsrc = "t.hbs"\ndest = "/tmp/good"\n',
       "conf.d/mode.toml": '[template]\nsrc = "t.hbs"\ndest = "/tmp/m"\nmode = "rw-r--r--"\n',
@@ -61,13 +61,25 @@ describe("loading conf.d", () => {
     const lines = errors.map((e) => e.describe());
     const f = (n: string) => join(dir, "conf.d", `${n}.toml`);
     expect(lines).toEqual([
-      `resource keys: ${f("keys")}: key "keys" must be a list of strings`,
-      `resource missing: ${f("missing")}: template ${join(dir, "templates", "nope.hbs")} does not exist (key src)`,
-      `resource mode: ${f("mode")}: key "mode" must be an octal file mode like "0644", got "rw-r--r--"`,
+      `resource keys: ${f("keys")}:4: key "keys" must be a list of strings`,
+      `resource missing: ${f("missing")}:2: template ${join(dir, "templates", "nope.hbs")} does not exist (key src)`,
+      `resource mode: ${f("mode")}:4: key "mode" must be an octal file mode like "0644", got "rw-r--r--"`,
       `resource nosrc: ${f("nosrc")}: missing required key "src"`,
-      `resource owner: ${f("owner")}: unknown owner "nobody-such-user"`,
+      `resource owner: ${f("owner")}:4: unknown owner "nobody-such-user"`,
       expect.stringMatching(new RegExp(`^resource syntax: ${f("syntax")}:3:\\d+: invalid TOML: `)) as unknown as string,
-      `resource timeout: ${f("timeout")}: key "check_timeout" must be a duration like "45s" or "2m", got "soon"`,
+      `resource timeout: ${f("timeout")}:4: key "check_timeout" must be a duration like "45s" or "2m", got "soon"`,
+    ]);
+  });
+
+  test("the line is found for quoted and dotted keys too", () => {
+    const dir = confdir({
+      "conf.d/quoted.toml": '# comment\n[template]\nsrc = "t.hbs"\ndest = "/tmp/q"\n\n"mode" = 644\n',
+      "conf.d/dotted.toml": 'template.src = "t.hbs"\ntemplate.dest = "/tmp/d"\ntemplate.keys = 3\n',
+    });
+    const lines = loadResources({ confdir: dir, prefix: "" }).errors.map((e) => e.describe());
+    expect(lines).toEqual([
+      `resource dotted: ${join(dir, "conf.d", "dotted.toml")}:3: key "keys" must be a list of strings`,
+      `resource quoted: ${join(dir, "conf.d", "quoted.toml")}:6: key "mode" must be a string, got 644`,
     ]);
   });
 
