@@ -1,5 +1,5 @@
 // The unified diff that --noop prints: which lines differ between the destination and the rendered text,
-// and the `diff -u` text for them (GNU's hunk headers).
+// and the `diff -u` text for them (GNU's hunk headers), capped in size.
 //
 // Which lines differ is decided the way GNU diff's analyze.c decides it, so that memory stays linear in the
 // input and the time stays bounded on any input: the common prefix and suffix are set aside, the rest is
@@ -8,6 +8,21 @@
 // costs more than `tooExpensive` edit steps settles for the furthest-reaching diagonal instead: the diff is
 // still correct but may not be minimal. GNU's shift_boundaries then slides each ambiguous run of changes to
 // where diff -u would show it.
+
+/**
+ * Default cap on unifiedDiff's text: a report is for a person reading a log. 1 MiB is thousands of hunks,
+ * more than anyone reads, yet bounds what a rewritten multi-megabyte file adds to the log and to memory.
+ * The cap is in bytes, not lines, because one line of a rendered file can itself be megabytes long.
+ */
+export const DEFAULT_MAX_DIFF_BYTES = 1 << 20;
+
+export type DiffOptions = {
+  /** Most UTF-8 bytes of the returned text, its truncation note included. */
+  maxBytes?: number;
+};
+
+/** Room kept under the cap for the note, whatever its line count. */
+const NOTE_BYTES = 64;
 
 /** Above any diagonal's x: the backward search's "not reached yet". */
 const UNREACHED_BACKWARD = 0x7fffffff;
@@ -266,14 +281,35 @@ function range(start: number, length: number): string {
   return `${length ? start : start - 1},${length}`;
 }
 
-export function unifiedDiff(before: string, after: string, fromName: string, toName: string, context = 3): string {
+export function unifiedDiff(
+  before: string,
+  after: string,
+  fromName: string,
+  toName: string,
+  context = 3,
+  options: DiffOptions = {},
+): string {
   const a = lines(before);
   const b = lines(after);
   const groups = changeGroups(findChanges(a, b));
   if (groups.length === 0) return "";
 
+  const budget = (options.maxBytes ?? DEFAULT_MAX_DIFF_BYTES) - NOTE_BYTES;
   const out: string[] = [];
-  const emit = (prefix: string, text: string) => out.push(prefix + text);
+  let bytes = 0;
+  let dropped = 0;
+  // Lines past the budget are only counted, so a huge diff costs no more memory than the cap.
+  const emit = (prefix: string, text: string) => {
+    if (dropped === 0) {
+      const size = prefix.length + Buffer.byteLength(text) + 1;
+      if (bytes + size <= budget) {
+        out.push(prefix + text);
+        bytes += size;
+        return;
+      }
+    }
+    dropped++;
+  };
   emit("--- ", fromName);
   emit("+++ ", toName);
 
@@ -299,5 +335,6 @@ export function unifiedDiff(before: string, after: string, fromName: string, toN
     }
     g = h;
   }
+  if (dropped > 0) out.push(`... diff truncated: ${dropped} more lines not shown`);
   return out.join("\n") + "\n";
 }

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { unifiedDiff } from "../src/diff.ts";
+import { DEFAULT_MAX_DIFF_BYTES, unifiedDiff } from "../src/diff.ts";
 
 const a = Array.from({ length: 20 }, (_, i) => `line ${i + 1}`).join("\n") + "\n";
 
@@ -54,6 +54,14 @@ test("a removed line that could go in two places lines up with the line added in
   expect(unifiedDiff(before, after, "old", "new")).toBe(
     ["--- old", "+++ new", "@@ -1,3 +1,4 @@", "-server {", "+listen 80;", " server {", " }", "+listen 80;", ""].join("\n"),
   );
+});
+
+test("past the cap, one note says how many lines were left out", () => {
+  const b = a.replaceAll("line", "row");
+  expect(unifiedDiff(a, b, "old", "new", 3, { maxBytes: 100 })).toBe(
+    "--- old\n+++ new\n@@ -1,20 +1,20 @@\n... diff truncated: 40 more lines not shown\n",
+  );
+  expect(unifiedDiff(a, b, "old", "new", 3, { maxBytes: 1000 })).toBe(unifiedDiff(a, b, "old", "new"));
 });
 
 /** Integers below `bound` from a fixed seed (an LCG, high bits: its low bits repeat soon), so every run checks the same cases. */
@@ -150,17 +158,26 @@ test("generated cases: the diff turns the old text into the new one, with the fe
 
 const numbered = (length: number, name = "key") => Array.from({ length }, (_, i) => `${name}${i} = value-${i}`);
 
-test("100,000 lines with every 10th changed: a correct, minimal diff", () => {
+test("100,000 lines with every 10th changed: a correct, minimal diff, and capped by default", () => {
   const before = numbered(100_000);
   const after = before.map((l, i) => (i % 10 === 0 ? `${l} changed` : l));
   const [oldText, newText] = [before.join("\n") + "\n", after.join("\n") + "\n"];
-  const full = unifiedDiff(oldText, newText, "old", "new");
+  const full = unifiedDiff(oldText, newText, "old", "new", 3, { maxBytes: Infinity });
   expect(patch(full, before)).toEqual(after);
   expect(changedLines(full)).toBe(20_000);
+
+  const capped = unifiedDiff(oldText, newText, "old", "new");
+  expect(Buffer.byteLength(capped)).toBeLessThanOrEqual(DEFAULT_MAX_DIFF_BYTES);
+  const shown = split(capped);
+  const note = /^\.\.\. diff truncated: (\d+) more lines not shown$/.exec(shown.pop()!);
+  expect(note).not.toBeNull();
+  const all = split(full);
+  expect(shown).toEqual(all.slice(0, shown.length));
+  expect(Number(note![1])).toBe(all.length - shown.length);
 });
 
 test("100,000 lines with none in common: every line removed and added, in one hunk", () => {
-  const diff = unifiedDiff(numbered(100_000, "old").join("\n"), numbered(100_000, "new").join("\n"), "old", "new");
+  const diff = unifiedDiff(numbered(100_000, "old").join("\n"), numbered(100_000, "new").join("\n"), "old", "new", 3, { maxBytes: Infinity });
   expect(split(diff).slice(0, 4)).toEqual(["--- old", "+++ new", "@@ -1,100000 +1,100000 @@", "-old0 = value-0"]);
   expect(changedLines(diff)).toBe(200_000);
 });
@@ -171,7 +188,7 @@ test("inputs past the search's cost bound still get a correct diff", () => {
   const noise = () => Array.from({ length: 20_000 }, () => vocabulary[random(vocabulary.length)]!);
   const keys = numbered(20_000);
   for (const [before, after] of [[noise(), noise()], [keys, keys.toReversed()]] as const) {
-    const diff = unifiedDiff(before.join("\n") + "\n", after.join("\n") + "\n", "old", "new");
+    const diff = unifiedDiff(before.join("\n") + "\n", after.join("\n") + "\n", "old", "new", 3, { maxBytes: Infinity });
     expect(patch(diff, before)).toEqual(after);
   }
 });
