@@ -94,7 +94,7 @@ describe("sync", () => {
     writeFileSync(s.dest, "old\n");
     const r = await s.run();
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`ERROR resource app: ${join(s.dir, "conf.d", "app.toml")}: key "check_cmd" is not a valid template: template: checkcmd:1: unclosed action`);
+    expect(r.stderr).toContain(`ERROR resource app: ${join(s.dir, "conf.d", "app.toml")}:5: key "check_cmd" is not a valid template: template: checkcmd:1: unclosed action`);
     expect(readFileSync(s.dest, "utf8")).toBe("old\n");
   });
 
