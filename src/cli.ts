@@ -5,7 +5,8 @@ import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { createStoreClient, type StoreClient } from "./backends/index.ts";
 import { encodeText } from "./bytes.ts";
-import { ConfdError, describeError, UsageError, withContext } from "./errors.ts";
+import { ConfdError, describeError, errnoText, UsageError, withContext } from "./errors.ts";
+import { writeFully } from "./fd.ts";
 import { configureLog, emit, log, redact, type LogFormat, type LogLevel } from "./log.ts";
 import { OPTIONS, type Config } from "./options.ts";
 import type { CompiledTemplate } from "./protocol.ts";
@@ -152,8 +153,17 @@ function prepareJobs(config: Config): { jobs: WorkerJob[]; loadFailures: number 
 function newWorker(resource: ResourceSpec, template: CompiledTemplate, config: Config): ResourceWorker {
   return new ResourceWorker(
     { resource, template, noop: config.noop, syncOnly: config.syncOnly, keepStageFile: config.keepStageFile, logLevel: config.logLevel as LogLevel },
-    { log: emit, report: (text) => process.stdout.write(encodeText(text)) },
+    { log: emit, report },
   );
+}
+
+/** --noop's diff, to stdout as bytes; written at once, so none is lost when the process exits. */
+function report(text: string): void {
+  try {
+    writeFully(1, encodeText(text));
+  } catch (err) {
+    log.error(`cannot write the --noop report to stdout: ${errnoText(err)}`);
+  }
 }
 
 /** confd's own format ("confd 0.16.0 (Git SHA: 7217b0ca, Go Version: go1.10.2)"), for scripts that read it. */

@@ -2,6 +2,7 @@
 // to stderr, filtered by level. Messages never carry values from the store; secrets registered with
 // `redact` are masked as a last line of defence.
 import { hostname } from "node:os";
+import { writeFully } from "./fd.ts";
 
 export const LEVELS = ["debug", "info", "warning", "error", "fatal"] as const;
 export type LogLevel = (typeof LEVELS)[number];
@@ -27,7 +28,13 @@ export function parseLogLevel(s: string): LogLevel | undefined {
 const host = hostname();
 let minLevel: LogLevel = "info";
 let format: LogFormat = "text";
-let write: (line: string) => void = (line) => process.stderr.write(line);
+let write: (line: string) => void = (line) => {
+  try {
+    writeFully(2, Buffer.from(line));
+  } catch {
+    // Nowhere left to say it (stderr closed): a log line must not stop confd.
+  }
+};
 const secrets = new Set<string>();
 
 export function configureLog(options: { level?: LogLevel; format?: LogFormat; sink?: (line: string) => void }): void {

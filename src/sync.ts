@@ -2,13 +2,14 @@
 // reload. The destination is only ever the old file or the complete new one, byte for byte: a write
 // that fails part way (a full disk) leaves the old file and no stage file behind.
 import {
-  chmodSync, chownSync, closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync,
+  chmodSync, chownSync, closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, statSync, unlinkSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { decodeBytes, encodeText } from "./bytes.ts";
 import { runCommand, type CommandResult } from "./command.ts";
 import { unifiedDiff } from "./diff.ts";
 import { ConfdError, errnoText } from "./errors.ts";
+import { writeFully } from "./fd.ts";
 import { executeGoTemplate, GoTemplateExecError } from "./gotemplate-exec.ts";
 import type { LogRecord } from "./log.ts";
 import type { CommandData, CommandTemplate, ResourceSpec } from "./resource.ts";
@@ -116,21 +117,12 @@ function readDestination(path: string): Buffer {
 }
 
 /**
- * write(2) may write fewer bytes than asked (a disk filling up): loop until every byte is written, or
- * let the error (ENOSPC, EDQUOT, EIO) through.
+ * Writes every byte (a write that fails part way lets its ENOSPC, EDQUOT or EIO through), fsyncs and
+ * closes: the bytes are on disk before anything renames or reports the file.
  */
-function writeAll(fd: number, bytes: Uint8Array, position: number | null = null): void {
-  for (let done = 0; done < bytes.length; ) {
-    const n = writeSync(fd, bytes, done, bytes.length - done, position === null ? null : position + done);
-    if (n <= 0) throw Object.assign(new Error("write made no progress"), { code: "EIO" });
-    done += n;
-  }
-}
-
-/** Writes, fsyncs and closes: the bytes are on disk before anything renames or reports the file. */
 function writeDurably(fd: number, bytes: Uint8Array): void {
   try {
-    writeAll(fd, bytes);
+    writeFully(fd, bytes);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
@@ -228,13 +220,13 @@ function rewriteInPlace(dest: string, bytes: Uint8Array, old: Uint8Array, want: 
   const fd = openSync(dest, "r+");
   try {
     try {
-      writeAll(fd, bytes, 0);
+      writeFully(fd, bytes, 0);
       ftruncateSync(fd, bytes.length);
       fsyncSync(fd);
     } catch (err) {
       let restored = true;
       try {
-        writeAll(fd, old, 0);
+        writeFully(fd, old, 0);
         ftruncateSync(fd, old.length);
         fsyncSync(fd);
       } catch {

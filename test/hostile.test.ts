@@ -226,3 +226,23 @@ test("deeply nested JSON: too deep to print is said to be about the value; past 
   expect(errorLines(parsing.stderr)).toEqual([expect.stringMatching(/error calling json: invalid character at input byte 50000 exceeded max depth$/)]);
   expect(existsSync(dest)).toBe(false);
 });
+
+test("-noop on a 100,000-line file: a diff capped at 1 MiB with a note, in bounded memory, nothing written", async () => {
+  const dest = join(tmp.path, `big${++counter}.conf`);
+  const line = (i: number, changed: boolean) => `server backend-${i}.example.internal:${changed ? 9090 : 8080} weight=${i % 7}`;
+  const old = Array.from({ length: 100_000 }, (_, i) => line(i, false)).join("\n") + "\n";
+  const rendered = Array.from({ length: 100_000 }, (_, i) => line(i, i % 10 === 0)).join("\n") + "\n";
+  const dir = confdir(dest, rendered, "app:\n  v: 1\n");
+  writeFileSync(dest, old);
+  const child = Bun.spawn([...CONFD_COMMAND, ...fileArgs(dir), "-noop"], { env: baseEnv(), stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  expect(stderr).toContain("Noop mode enabled");
+  expect(code).toBe(0);
+  expect(readFileSync(dest, "utf8")).toBe(old);
+  expect(stdout.startsWith(`--- ${dest}\n+++ ${dest} (rendered)\n@@ -1,4 +1,4 @@\n-${line(0, false)}\n+${line(0, true)}\n`)).toBe(true);
+  expect(stdout).toMatch(/\n\.\.\. diff truncated: \d+ more lines not shown\n$/);
+  expect(Buffer.byteLength(stdout)).toBeLessThanOrEqual(1 << 20);
+  // Memory, not time: the quadratic diff this replaced needed gigabytes here. (A spawned child's peak RSS
+  // starts from its parent's, so this overstates confd's own.)
+  expect(child.resourceUsage()!.maxRSS).toBeLessThan(200 * 1024 * 1024);
+});
