@@ -40,6 +40,8 @@ const { runWatch } = await import("./watch.ts");
 /** How long a signal waits for syncs in flight before exiting anyway (commands have their own timeouts). */
 const SHUTDOWN_GRACE_MS = 90_000;
 
+const SIGNAL_NUMBERS = { SIGINT: 2, SIGTERM: 15 } as const;
+
 export async function main(argv: readonly string[]): Promise<number> {
   let flags;
   try {
@@ -83,9 +85,15 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   const { jobs, loadFailures } = prepareJobs(config);
   const stop = new AbortController();
-  const onSignal = (signal: string) => {
-    if (stop.signal.aborted) return;
-    log.info(`Received ${signal}; finishing syncs in progress, then exiting`);
+  const onSignal = (signal: keyof typeof SIGNAL_NUMBERS) => {
+    if (stop.signal.aborted) {
+      // Asked twice: a sync blocked on the destination (a FIFO, a stalled NFS mount) must not hold the
+      // process for the whole grace period. Exit status as a shell reports death by that signal.
+      const killed = jobs.reduce((n, j) => n + j.worker.killCommands(), 0);
+      log.warning(`Received ${signal} again; exiting now${killed > 0 ? ` after killing ${killed} running command${killed === 1 ? "" : "s"}` : ""}`);
+      process.exit(128 + SIGNAL_NUMBERS[signal]);
+    }
+    log.info(`Received ${signal}; finishing syncs in progress, then exiting (send it again to exit at once)`);
     stop.abort();
     setTimeout(() => {
       log.warning(`syncs still running after ${SHUTDOWN_GRACE_MS / 1000}s; exiting`);

@@ -20,6 +20,8 @@ export interface CommandOptions {
   platform?: NodeJS.Platform;
   /** After the timeout, how long the group gets between SIGTERM and SIGKILL. */
   killGraceMs?: number;
+  /** Told the command's pid (its process group on POSIX) while it runs: a second signal kills it from the main thread. */
+  running?: (pid: number, alive: boolean) => void;
 }
 
 const OUTPUT_LIMIT = 64 * 1024;
@@ -53,6 +55,7 @@ export async function runCommand(command: string, options: CommandOptions): Prom
     return { ok: false, exitCode: null, signal: null, timedOut: false, output: (err as Error).message, durationMs: 0 };
   }
 
+  options.running?.(child.pid, true);
   let timedOut = false;
   let killTimer: ReturnType<typeof setTimeout> | undefined;
   const timer = setTimeout(() => {
@@ -71,6 +74,7 @@ export async function runCommand(command: string, options: CommandOptions): Prom
   };
   const drained = Promise.all([collect(child.stdout), collect(child.stderr)]);
   await child.exited;
+  options.running?.(child.pid, false);
   clearTimeout(timer);
   clearTimeout(killTimer);
   // After a timeout nothing of the group may survive the shell, whatever it did with SIGTERM.
@@ -87,7 +91,8 @@ export async function runCommand(command: string, options: CommandOptions): Prom
   };
 }
 
-function killTree(pid: number, signal: NodeJS.Signals, platform: NodeJS.Platform): void {
+/** Signals a command and everything it started: its process group (POSIX), its process tree (Windows). */
+export function killTree(pid: number, signal: NodeJS.Signals, platform: NodeJS.Platform = process.platform): void {
   try {
     if (platform === "win32") Bun.spawn(["taskkill", "/pid", String(pid), "/T", "/F"], { stdio: ["ignore", "ignore", "ignore"], windowsHide: true });
     else process.kill(-pid, signal);

@@ -47,5 +47,6 @@ export type FromWorker =
   | { type: "ready" }
   | { type: "log"; record: LogRecord }
   | { type: "report"; text: string }
+  | { type: "command"; pid: number; alive: boolean }
   | { type: "done"; id: number; outcome: SyncOutcome }
   | { type: "failed"; id: number; error: ErrorData };

@@ -21,6 +21,8 @@ export interface SyncOptions {
   log: (record: LogRecord) => void;
   /** Where --noop writes its diff: the command's output, not the log, since it shows values. */
   report: (text: string) => void;
+  /** Told when a check or reload command starts and ends (runCommand's `running`). */
+  commandRunning?: (pid: number, alive: boolean) => void;
   platform?: NodeJS.Platform;
 }
 
@@ -35,6 +37,8 @@ interface FileState {
   mode: number;
   uid: number;
   gid: number;
+  /** What the destination is when it is not a regular file. */
+  special?: string;
 }
 
 /** `content` is rendered text; where its source was not UTF-8 it holds byte escapes (bytes.ts). */
@@ -46,6 +50,10 @@ export async function syncFile(spec: ResourceSpec, content: string, options: Syn
   const windows = (options.platform ?? process.platform) === "win32";
 
   const current = stat(dest);
+  if (current?.special) {
+    // As confd does, it is read to compare (which blocks until a FIFO has a writer) and then replaced.
+    options.log({ level: "warning", message: `Target config ${dest} is a ${current.special}, not a regular file: reading it may block, and a regular file will replace it` });
+  }
   // As in confd: an unset mode keeps the destination's (0644 for a new file); an unset owner is the process's own.
   const want: FileState = {
     mode: spec.mode ?? current?.mode ?? 0o644,
@@ -77,7 +85,7 @@ export async function syncFile(spec: ResourceSpec, content: string, options: Syn
       if (!template || options.syncOnly) return;
       const command = renderCommand(template, data, which, spec);
       debug(`Running ${which === "check_cmd" ? "check" : "reload"} command ${command}`);
-      const result = await runCommand(command, { timeoutMs, platform: options.platform });
+      const result = await runCommand(command, { timeoutMs, platform: options.platform, running: options.commandRunning });
       if (!result.ok) throw commandError(which, timeoutMs, result, spec);
       if (result.output) debug(`${which} output: ${result.output.trimEnd()}`);
     };
@@ -105,7 +113,7 @@ function stat(path: string): FileState | undefined {
     throw new ConfdError(`cannot stat destination: ${errnoText(err)}`, { file: path });
   }
   if (s.isDirectory()) throw new ConfdError("destination is a directory", { file: path });
-  return { mode: s.mode & 0o7777, uid: s.uid, gid: s.gid };
+  return { mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, special: s.isFile() ? undefined : s.isFIFO() ? "FIFO" : "special file" };
 }
 
 function readDestination(path: string): Buffer {

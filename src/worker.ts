@@ -33,6 +33,7 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
         if (enabled(record.level, init!.logLevel)) post({ type: "log", record });
       },
       report: (text) => post({ type: "report", text }),
+      commandRunning: (pid, alive) => post({ type: "command", pid, alive }),
     });
     post({ type: "done", id: message.id, outcome });
   } catch (err) {

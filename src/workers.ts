@@ -1,6 +1,7 @@
 // The main thread's handle on one resource's worker: start it, send it values to sync, and when it
 // throws or dies, report it under the resource's name and start a new one with backoff. Other
 // resources' workers are separate threads and never notice.
+import { killTree } from "./command.ts";
 import { ConfdError } from "./errors.ts";
 import type { LogRecord } from "./log.ts";
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
@@ -25,6 +26,8 @@ export class ResourceWorker {
   private ready: Promise<void> | undefined;
   private readonly pending = new Map<number, Pending>();
   private readonly inflight = new Set<Promise<unknown>>();
+  /** Check and reload commands running now, by pid (process group on POSIX). */
+  private readonly commands = new Set<number>();
   private nextId = 1;
   private failures = 0;
   private restartTimer: ReturnType<typeof setTimeout> | undefined;
@@ -61,6 +64,9 @@ export class ResourceWorker {
           this.hooks.log({ ...m.record, fields: { resource: this.name, ...m.record.fields } });
         } else if (m.type === "report") {
           this.hooks.report(m.text);
+        } else if (m.type === "command") {
+          if (m.alive) this.commands.add(m.pid);
+          else this.commands.delete(m.pid);
         } else {
           const p = this.pending.get(m.id);
           this.pending.delete(m.id);
@@ -109,6 +115,14 @@ export class ResourceWorker {
     const worker = this.worker;
     this.worker = undefined;
     worker?.terminate();
+  }
+
+  /** Kills the commands this resource's worker is running, with everything they started; how many. */
+  killCommands(): number {
+    for (const pid of this.commands) killTree(pid, "SIGKILL");
+    const count = this.commands.size;
+    this.commands.clear();
+    return count;
   }
 
   private crashed(worker: Worker, why: string, rejectStart: (e: ConfdError) => void): void {

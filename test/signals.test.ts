@@ -27,3 +27,49 @@ test("SIGTERM while a reload command runs: the command finishes, the process exi
   await stderr.waitFor(/Received SIGTERM/);
   expect(stderr.text()).toContain(`Target config ${dest} has been updated`);
 });
+
+test("a second SIGTERM while a sync is blocked on a FIFO destination exits at once (143), without the 90 s grace", async () => {
+  const dir = join(tmp.path, "fifo");
+  const dest = join(dir, "out", "app.conf");
+  writeTree(dir, {
+    "templates/app.hbs": 'v={{getv "/app/v"}}\n',
+    "data.yaml": "app:\n  v: 1\n",
+    "conf.d/app.toml": `[template]\nsrc = "app.hbs"\ndest = ${JSON.stringify(dest)}\nkeys = ["/app"]\n`,
+    "out/.keep": "",
+  });
+  expect(Bun.spawnSync(["mkfifo", dest]).exitCode).toBe(0);
+  const child = spawnConfd(["-onetime", "-backend", "file", "-file", join(dir, "data.yaml"), "-confdir", dir, "-config-file", join(dir, "none")]);
+  const stderr = new Lines(child.stderr);
+  // Nothing writes to the FIFO: the sync that reads it cannot finish, so it is in flight from here on.
+  await stderr.waitFor(/is a FIFO, not a regular file/);
+  child.kill("SIGTERM");
+  await stderr.waitFor(/Received SIGTERM; finishing syncs in progress/);
+  child.kill("SIGTERM");
+  // Had the second signal been ignored, this would wait out the grace period, past the test's timeout.
+  expect(await child.exited).toBe(143);
+  await stderr.waitFor(/Received SIGTERM again; exiting now/);
+});
+
+test("a second SIGINT kills the running reload command and everything it started, then exits (130)", async () => {
+  const dir = join(tmp.path, "second-signal");
+  const ready = join(dir, "ready");
+  writeTree(dir, {
+    "templates/app.hbs": 'v={{getv "/app/v"}}\n',
+    "data.yaml": "app:\n  v: 1\n",
+    "conf.d/app.toml": `[template]\nsrc = "app.hbs"\ndest = ${JSON.stringify(join(dir, "out", "app.conf"))}\nkeys = ["/app"]\nreload_cmd = "sleep 1000 & echo $! > ${ready}; wait"\n`,
+    "out/.keep": "",
+  });
+  expect(Bun.spawnSync(["mkfifo", ready]).exitCode).toBe(0);
+  const child = spawnConfd(["-onetime", "-backend", "file", "-file", join(dir, "data.yaml"), "-confdir", dir, "-config-file", join(dir, "none"), "-log-level", "debug"]);
+  const stderr = new Lines(child.stderr);
+  // The reload command says its background sleeper's pid through the FIFO once both run.
+  const sleeper = Number(await Bun.file(ready).text());
+  child.kill("SIGINT");
+  await stderr.waitFor(/Received SIGINT; finishing/);
+  child.kill("SIGINT");
+  expect(await child.exited).toBe(130);
+  await stderr.waitFor(/Received SIGINT again; exiting now after killing 1 running command/);
+  // SIGKILL to its process group: gone, or a zombie until init reaps it.
+  const state = existsSync(`/proc/${sleeper}/stat`) ? readFileSync(`/proc/${sleeper}/stat`, "utf8").split(") ")[1]?.[0] : "X";
+  expect(["Z", "X"]).toContain(state);
+});
