@@ -3,7 +3,8 @@
 // client, start one worker per resource, run once or on an interval, and stop cleanly on a signal.
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
-import { createStoreClient, type StoreClient } from "./backends/index.ts";
+import { createStoreClient } from "./backends/index.ts";
+import type { StoreClient } from "./store.ts";
 import { encodeText } from "./bytes.ts";
 import { ConfdError, describeError, errnoText, UsageError, withContext } from "./errors.ts";
 import { writeFully } from "./fd.ts";

@@ -2,7 +2,8 @@
 // worker the values under its own keys (relative to its prefix, as confd's templates see them), and
 // collect the outcomes. Also the interval loop that repeats runs until stopped.
 import { posix } from "node:path";
-import { ancestors, normalizeKey, type StoreClient } from "./backends/index.ts";
+import { ancestors, normalizeKey } from "./keys.ts";
+import type { StoreClient } from "./store.ts";
 import { describeError, withContext } from "./errors.ts";
 import { log } from "./log.ts";
 import { storeKeys, type ResourceSpec } from "./resource.ts";

@@ -2,7 +2,7 @@
 // and checked into a ResourceSpec, the plain data a worker needs to render and sync one destination.
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, posix, relative } from "node:path";
-import { normalizeKey } from "./backends/index.ts";
+import { normalizeKey } from "./keys.ts";
 import { parseToml, withKeyLine } from "./config.ts";
 import { ConfdError, withContext } from "./errors.ts";
 import { K, type GoTemplateTree } from "./gotemplate-node.ts";

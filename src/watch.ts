@@ -3,7 +3,8 @@
 // are read from the store together, once, and handed to their workers. A resource that is syncing when
 // more changes arrive syncs once more afterwards, with the latest values, not once per change. A store
 // that cannot be reached is retried with backoff, with one log line per change of state.
-import { ancestors, normalizeKey, type StoreClient } from "./backends/index.ts";
+import { ancestors, normalizeKey, subtrees } from "./keys.ts";
+import type { StoreClient } from "./store.ts";
 import { describeError, withContext } from "./errors.ts";
 import { log } from "./log.ts";
 import type { Job } from "./processor.ts";
@@ -25,8 +26,7 @@ export interface Watch {
 export function planWatches(jobs: readonly Job[]): Watch[] {
   const keysOf = new Map<Job, string[]>(jobs.map((j) => [j, storeKeys(j.resource).map(normalizeKey)]));
   const all = new Set([...keysOf.values()].flat());
-  const roots = [...all].filter((k) => !ancestors(k).slice(1).some((a) => all.has(a))).sort();
-  return roots.map((prefix) => ({
+  return subtrees([...all]).map((prefix) => ({
     prefix,
     keys: [...all].filter((k) => ancestors(k).includes(prefix)).sort(),
     jobs: jobs.filter((j) => keysOf.get(j)!.some((k) => ancestors(k).includes(prefix))),

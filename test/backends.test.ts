@@ -3,7 +3,7 @@ import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { EnvClient, envName } from "../src/backends/env.ts";
 import { FileClient } from "../src/backends/file.ts";
-import { ancestors, keyFilter } from "../src/backends/index.ts";
+import { ancestors, keyFilter } from "../src/keys.ts";
 import type { ConfdError } from "../src/errors.ts";
 import { runConfd, tempDir, writeTree } from "./helpers.ts";
 

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect } from "../src/backends/consul.ts";
-import type { StoreClient } from "../src/backends/index.ts";
+import type { StoreClient } from "../src/store.ts";
 import { ConfdError } from "../src/errors.ts";
 import { defaults, type Config } from "../src/options.ts";
 import { startConsulDouble, type ConsulDouble, type ConsulDoubleOptions, type RecordedRequest } from "./consul-double.ts";

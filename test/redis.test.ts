@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import { connect } from "../src/backends/redis.ts";
-import type { StoreClient } from "../src/backends/index.ts";
+import type { StoreClient } from "../src/store.ts";
 import { ConfdError } from "../src/errors.ts";
 import { configureLog } from "../src/log.ts";
 import { defaults, type Config } from "../src/options.ts";

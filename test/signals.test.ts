@@ -70,6 +70,6 @@ test("a second SIGINT kills the running reload command and everything it started
   expect(await child.exited).toBe(130);
   await stderr.waitFor(/Received SIGINT again; exiting now after killing 1 running command/);
   // SIGKILL to its process group: gone, or a zombie until init reaps it.
-  const state = existsSync(`/proc/${sleeper}/stat`) ? readFileSync(`/proc/${sleeper}/stat`, "utf8").split(") ")[1]?.[0] : "X";
+  const state = existsSync(`/proc/${sleeper}/stat`) ? (readFileSync(`/proc/${sleeper}/stat`, "utf8").split(") ")[1]?.[0] ?? "X") : "X";
   expect(["Z", "X"]).toContain(state);
 });

@@ -1,7 +1,8 @@
 // The watch data plane against an in-memory store that keeps the StoreClient contract (a stand-in for
 // our own interface, not for any real store: those are tested in etcd/redis/consul tests).
 import { afterEach, describe, expect, test } from "bun:test";
-import { keyFilter, type StoreClient } from "../src/backends/index.ts";
+import { keyFilter } from "../src/keys.ts";
+import type { StoreClient } from "../src/store.ts";
 import { configureLog } from "../src/log.ts";
 import type { Job } from "../src/processor.ts";
 import type { ResourceSpec } from "../src/resource.ts";

@@ -14,7 +14,8 @@ import Consul from "consul";
 import { ConfdError, errnoText } from "../errors.ts";
 import type { Config } from "../options.ts";
 import { decodeBytes } from "../bytes.ts";
-import { ancestors, keyFilter, normalizeKey, type StoreClient } from "./index.ts";
+import { keyFilter, normalizeKey, subtrees } from "../keys.ts";
+import type { StoreClient } from "../store.ts";
 
 const DEFAULT_NODE = "127.0.0.1:8500";
 /** A node that has not accepted the connection by then is taken as down, and the next one is tried. */
@@ -150,9 +151,8 @@ class ConsulClient implements StoreClient {
 
   async getValues(keys: readonly string[]): Promise<Map<string, string>> {
     if (this.closed) throw closedError();
-    const roots = new Set(keys.map(normalizeKey));
     // A key below another asked-for key is in that one's listing already.
-    const queries = [...roots].filter((k) => !ancestors(k).slice(1).some((a) => roots.has(a)));
+    const queries = subtrees(keys);
     const listings = await Promise.all(queries.map((k) => this.list(k, 0, new AbortController().signal)));
     // Consul's recurse is a raw string prefix ("app" lists "application"): keep the "/" boundary.
     const wanted = keyFilter(keys);

@@ -1,6 +1,6 @@
 // The env backend: confd's mapping between keys and environment variables, "/database/host" <->
 // DATABASE_HOST. A variable belongs to a key when its name is the key's name or continues it after "_".
-import { untilAborted, type StoreClient } from "./index.ts";
+import { untilAborted, type StoreClient } from "../store.ts";
 
 export function envName(key: string): string {
   return key.replace(/^\/+/, "").replace(/\//g, "_").toUpperCase();

@@ -12,7 +12,8 @@ import { decodeBytes, encodeText } from "../bytes.ts";
 import { ConfdError, errnoText } from "../errors.ts";
 import { log } from "../log.ts";
 import type { Config } from "../options.ts";
-import { ancestors, keyFilter, normalizeKey, type StoreClient } from "./index.ts";
+import { keyFilter, normalizeKey, subtrees } from "../keys.ts";
+import type { StoreClient } from "../store.ts";
 
 /** The bound on every call, and how long a watch may stay disconnected before its callers hear of it. */
 const DEADLINE_MS = 5_000;
@@ -161,12 +162,6 @@ function isUnreachable(err: unknown): boolean {
 function span(key: string): { start: Buffer; end: Buffer } {
   if (key === "/") return { start: Buffer.from([0]), end: Buffer.from([0]) };
   return { start: encodeText(key), end: encodeText(key + "0") };
-}
-
-/** The asked-for subtrees, each once, leaving out those inside another one asked for. */
-function subtrees(keys: readonly string[]): string[] {
-  const wanted = new Set(keys.map(normalizeKey));
-  return [...wanted].filter((k) => !ancestors(k).slice(1).some((a) => wanted.has(a))).sort();
 }
 
 class EtcdClient implements StoreClient {

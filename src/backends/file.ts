@@ -8,7 +8,8 @@ import { join, posix } from "node:path";
 import { decodeBytes, firstEscape } from "../bytes.ts";
 import { ConfdError, errnoText } from "../errors.ts";
 import { globMatch } from "../glob.ts";
-import { keyFilter, type StoreClient } from "./index.ts";
+import { keyFilter } from "../keys.ts";
+import type { StoreClient } from "../store.ts";
 
 export class FileClient implements StoreClient {
   constructor(

@@ -13,7 +13,8 @@ import { decodeBytes, encodeText } from "../bytes.ts";
 import { ConfdError } from "../errors.ts";
 import { log } from "../log.ts";
 import type { Config } from "../options.ts";
-import { keyFilter, normalizeKey, type StoreClient } from "./index.ts";
+import { keyFilter, normalizeKey } from "../keys.ts";
+import type { StoreClient } from "../store.ts";
 
 /** How long a read or a watch waits for a connection (or a command) before calling the store unreachable. */
 const REACH_TIMEOUT_MS = 5000;
