@@ -58,11 +58,20 @@ export interface OptionSpec {
   secret?: boolean;
   /** Only meaningful on the command line (not in confd.toml). */
   cliOnly?: boolean;
+  /** The backends that read it; set for any other, it is ignored with a warning. Unset: every backend. */
+  backends?: readonly string[];
+  /** Why this build cannot honour it: set, it stops confd at start rather than being ignored. */
+  unsupported?: string;
 }
+
+const ETCD = ["etcd", "etcdv3"];
+const NETWORKED = [...ETCD, "consul", "redis"];
+const VAULT_ONLY = ["vault"];
+const SRV = "SRV discovery (-srv-domain, -srv-record) is not supported by this build; list the nodes with -node";
 
 export const OPTIONS: readonly OptionSpec[] = [
   { flag: "backend", field: "backend", type: "string", default: "etcd", description: "backend to use (etcd, etcdv3, consul, redis, file, env)" },
-  { flag: "node", field: "nodes", type: "list", default: [], description: "backend node, host:port or URL (repeatable)", tomlAliases: ["nodes", "backend_nodes"] },
+  { flag: "node", field: "nodes", type: "list", default: [], description: "backend node, host:port or URL (repeatable)", tomlAliases: ["nodes", "backend_nodes"], backends: NETWORKED },
   { flag: "confdir", field: "confdir", type: "string", default: "/etc/confd", description: "confd conf directory (conf.d/ and templates/)" },
   { flag: "config-file", field: "configFile", type: "string", default: "/etc/confd/confd.toml", description: "the confd config file", cliOnly: true },
   { flag: "onetime", field: "onetime", type: "boolean", default: false, description: "run once and exit" },
@@ -74,27 +83,27 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: "keep-stage-file", field: "keepStageFile", type: "boolean", default: false, description: "keep staged files" },
   { flag: "log-level", field: "logLevel", type: "string", default: "info", description: "level which confd should log messages (debug, info, warning, error)" },
   { flag: "log-format", field: "logFormat", type: "string", default: "text", description: "log line format: text (confd's) or json" },
-  { flag: "scheme", field: "scheme", type: "string", default: "http", description: "the backend URI scheme for nodes retrieved from DNS SRV records (http or https)" },
-  { flag: "srv-domain", field: "srvDomain", type: "string", default: "", description: "the name of the resource record" },
-  { flag: "srv-record", field: "srvRecord", type: "string", default: "", description: "the SRV record to search for backend nodes, e.g. _etcd-client._tcp.example.com" },
-  { flag: "client-cert", field: "clientCert", type: "string", default: "", description: "the client cert" },
-  { flag: "client-key", field: "clientKey", type: "string", default: "", description: "the client key" },
-  { flag: "client-ca-keys", field: "clientCaKeys", type: "string", default: "", description: "client ca keys", tomlAliases: ["client_cakeys", "client-cakeys"], envAliases: ["CONFD_CLIENT_CAKEYS"] },
-  { flag: "client-insecure", field: "clientInsecure", type: "boolean", default: false, description: "allow connections to TLS servers without verifying their certificates" },
-  { flag: "basic-auth", field: "basicAuth", type: "boolean", default: false, description: "use basic auth to authenticate (consul and etcd)" },
-  { flag: "username", field: "username", type: "string", default: "", description: "the username to authenticate as (vault and etcd)" },
-  { flag: "password", field: "password", type: "string", default: "", description: "the password to authenticate with (vault and etcd)", secret: true },
-  { flag: "auth-token", field: "authToken", type: "string", default: "", description: "auth bearer token to use", secret: true },
-  { flag: "auth-type", field: "authType", type: "string", default: "", description: "vault auth backend type to use" },
-  { flag: "app-id", field: "appId", type: "string", default: "", description: "vault app-id (auth-type app-id)" },
-  { flag: "user-id", field: "userId", type: "string", default: "", description: "vault user-id (auth-type app-id)", secret: true },
-  { flag: "role-id", field: "roleId", type: "string", default: "", description: "vault role-id (auth-type app-role or kubernetes)" },
-  { flag: "secret-id", field: "secretId", type: "string", default: "", description: "vault secret-id (auth-type app-role)", secret: true },
-  { flag: "path", field: "path", type: "string", default: "", description: "vault mount path of the auth method" },
-  { flag: "table", field: "table", type: "string", default: "", description: "the name of the DynamoDB table" },
-  { flag: "separator", field: "separator", type: "string", default: "", description: "the separator to replace '/' with when looking up keys (redis)" },
-  { flag: "file", field: "files", type: "list", default: [], description: "the YAML or JSON file or directory to read (file backend, repeatable)" },
-  { flag: "filter", field: "filter", type: "string", default: "*", description: "file name glob for --file directories (file backend)" },
+  { flag: "scheme", field: "scheme", type: "string", default: "http", description: "the backend URI scheme for nodes retrieved from DNS SRV records (http or https)", backends: ["consul"] },
+  { flag: "srv-domain", field: "srvDomain", type: "string", default: "", description: "the name of the resource record", unsupported: SRV },
+  { flag: "srv-record", field: "srvRecord", type: "string", default: "", description: "the SRV record to search for backend nodes, e.g. _etcd-client._tcp.example.com", unsupported: SRV },
+  { flag: "client-cert", field: "clientCert", type: "string", default: "", description: "the client cert", backends: [...ETCD, "consul"] },
+  { flag: "client-key", field: "clientKey", type: "string", default: "", description: "the client key", backends: NETWORKED },
+  { flag: "client-ca-keys", field: "clientCaKeys", type: "string", default: "", description: "client ca keys", tomlAliases: ["client_cakeys", "client-cakeys"], envAliases: ["CONFD_CLIENT_CAKEYS"], backends: [...ETCD, "consul"] },
+  { flag: "client-insecure", field: "clientInsecure", type: "boolean", default: false, description: "allow connections to TLS servers without verifying their certificates", backends: [...ETCD, "consul"] },
+  { flag: "basic-auth", field: "basicAuth", type: "boolean", default: false, description: "use basic auth to authenticate (consul and etcd)", backends: [...ETCD, "consul"] },
+  { flag: "username", field: "username", type: "string", default: "", description: "the username to authenticate as (vault and etcd)", backends: [...ETCD, "consul"] },
+  { flag: "password", field: "password", type: "string", default: "", description: "the password to authenticate with (vault and etcd)", secret: true, backends: NETWORKED },
+  { flag: "auth-token", field: "authToken", type: "string", default: "", description: "auth bearer token to use", secret: true, backends: ["consul"] },
+  { flag: "auth-type", field: "authType", type: "string", default: "", description: "vault auth backend type to use", backends: VAULT_ONLY },
+  { flag: "app-id", field: "appId", type: "string", default: "", description: "vault app-id (auth-type app-id)", backends: VAULT_ONLY },
+  { flag: "user-id", field: "userId", type: "string", default: "", description: "vault user-id (auth-type app-id)", secret: true, backends: VAULT_ONLY },
+  { flag: "role-id", field: "roleId", type: "string", default: "", description: "vault role-id (auth-type app-role or kubernetes)", backends: VAULT_ONLY },
+  { flag: "secret-id", field: "secretId", type: "string", default: "", description: "vault secret-id (auth-type app-role)", secret: true, backends: VAULT_ONLY },
+  { flag: "path", field: "path", type: "string", default: "", description: "vault mount path of the auth method", backends: VAULT_ONLY },
+  { flag: "table", field: "table", type: "string", default: "", description: "the name of the DynamoDB table", backends: ["dynamodb"] },
+  { flag: "separator", field: "separator", type: "string", default: "", description: "the separator to replace '/' with when looking up keys (redis)", backends: ["redis"] },
+  { flag: "file", field: "files", type: "list", default: [], description: "the YAML or JSON file or directory to read (file backend, repeatable)", backends: ["file"] },
+  { flag: "filter", field: "filter", type: "string", default: "*", description: "file name glob for --file directories (file backend)", backends: ["file"] },
   { flag: "template-engine", field: "templateEngine", type: "string", default: "go", description: "engine for templates whose resource sets no engine and whose name ends neither in .tmpl (go) nor .hbs/.handlebars (handlebars): go or handlebars" },
   { flag: "version", field: "version", type: "boolean", default: false, description: "print version and exit", cliOnly: true },
   { flag: "help", field: "help", type: "boolean", default: false, description: "print this help and exit (also -h)", cliOnly: true },

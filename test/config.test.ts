@@ -106,7 +106,11 @@ describe("precedence: flag > environment > confd.toml > default", () => {
     expect(config.syncOnly).toBe(true);
     expect(config.keepStageFile).toBe(true);
     expect(config.confdir).toBe("/etc/confd");
-    expect(warnings).toEqual([`${file}: unknown key "mystery" ignored`]);
+    expect(warnings).toEqual([
+      `${file}: unknown key "mystery" ignored`,
+      "-node is read by the etcd, etcdv3, consul, redis backends only; ignored with -backend file",
+      "-client-ca-keys is read by the etcd, etcdv3, consul backends only; ignored with -backend file",
+    ]);
   });
 
   test("environment overrides confd.toml; flags override both", () => {
