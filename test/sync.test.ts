@@ -117,12 +117,9 @@ describe("sync", () => {
   test("a reload that outlives its timeout is killed with its children", async () => {
     const pidFile = join(tmp.path, "sleeper.pid");
     const s = setup({ resource: `reload_cmd = "sleep 100 & echo $! > ${pidFile}; wait"\nreload_timeout = "1s"` });
-    const started = performance.now();
     const r = await s.run();
-    const elapsed = performance.now() - started;
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/reload_cmd timed out after 1s and was killed/);
-    expect(elapsed).toBeLessThan(30_000);
     expect(isGone(Number(readFileSync(pidFile, "utf8")))).toBe(true);
   });
 
