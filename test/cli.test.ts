@@ -15,6 +15,14 @@ describe("usage", () => {
     expect(r.stderr).toBe("confd: flag provided but not defined: -bakend\nRun 'confd --help' for usage.\n");
   });
 
+  test("a stray argument is named as such, exit 2, and nothing runs", async () => {
+    const { dest, args } = appConfdir("stray", "app:\n  v: 1\n");
+    const r = await runConfd(["-onetime", ...args, "extra", "-noop"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe("confd: unexpected argument \"extra\": confd takes flags only (-name or -name=value)\nRun 'confd --help' for usage.\n");
+    expect(existsSync(dest)).toBe(false);
+  });
+
   test("--help lists every flag and exits 0", async () => {
     const r = await runConfd(["--help"]);
     expect(r.code).toBe(0);

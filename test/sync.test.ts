@@ -135,14 +135,20 @@ describe("sync", () => {
     expect(stageFiles(s.dir)).toEqual([]);
   });
 
-  test.each(["-noop=1", "-noop=t", "-noop=T", "-noop=TRUE", "-noop=True", "--noop=true"])("%s is a dry run, as in confd: nothing written, no reload", async (flag) => {
-    const s = setup({ resource: `reload_cmd = "touch ${tmp.path}/noop-reloaded"` });
+  // Go's strconv.ParseBool, the whole table, as -noop=<text>.
+  const noopTable = [
+    ...["1", "t", "T", "TRUE", "true", "True"].map((text) => [text, true] as const),
+    ...["0", "f", "F", "FALSE", "false", "False"].map((text) => [text, false] as const),
+  ];
+  test.each(noopTable)("-noop=%s: dry run %p, as in confd", async (text, dry) => {
+    const reloaded = join(tmp.path, `noop-reloaded-${counter + 1}`);
+    const s = setup({ resource: `reload_cmd = "touch ${reloaded}"` });
     writeFileSync(s.dest, "port=80\n");
-    const r = await s.run(flag);
+    const r = await s.run(`-noop=${text}`);
     expect(r.code).toBe(0);
-    expect(readFileSync(s.dest, "utf8")).toBe("port=80\n");
-    expect(existsSync(join(tmp.path, "noop-reloaded"))).toBe(false);
-    expect(r.stderr).toContain("Noop mode enabled");
+    expect(readFileSync(s.dest, "utf8")).toBe(dry ? "port=80\n" : "port=8080\n");
+    expect(existsSync(reloaded)).toBe(!dry);
+    expect(r.stderr.includes("Noop mode enabled")).toBe(dry);
   });
 
   test("CONFD_NOOP=1 is a dry run too; -noop=maybe and CONFD_NOOP=yes are refused with exit 2, nothing written", async () => {
