@@ -6,7 +6,8 @@ import { byteLength, decodeBytes, encodeText, environment } from "./bytes.ts";
 import { DnsCache, type DnsAnswers, type SRV } from "./dns.ts";
 import { GlobSyntaxError, globMatch } from "./glob.ts";
 import { GoTime } from "./gotime.ts";
-import { compareGoStrings, formatValue, goKind, goTypeName, sprintf } from "./printf.ts";
+import { formatValue, sprintf } from "./gofmt.ts";
+import { compareGoStrings, goKind, goTypeName } from "./govalue.ts";
 
 export type { SRV } from "./dns.ts";
 

@@ -4,7 +4,9 @@
 import { isTrue } from "./funcs.ts";
 import { byteLength, decodeBytes, encodeText } from "./bytes.ts";
 import type { BuiltinName } from "./gotemplate-node.ts";
-import { compareGoStrings, formatValue, goKind, goTypeName, sprintf } from "./printf.ts";
+import { formatValue, sprintf } from "./gofmt.ts";
+import { compareGoStrings, goKind, goTypeName } from "./govalue.ts";
+import { isPrint } from "./strconv.ts";
 
 /**
  * How an argument reaches a parameter, after Go's evalArg and validateType: VALUE is reflect.Value
@@ -98,8 +100,6 @@ const JS_ESCAPES: Readonly<Record<string, string>> = {
   "=": "\\u003D",
 };
 
-const PRINTABLE = /^[\p{L}\p{M}\p{N}\p{P}\p{S}]$/u;
-
 function jsEscape(s: string): string {
   if (!/[\\'"<>&=\u0000-\u001f\u0080-\uffff]/.test(s)) return s;
   let out = "";
@@ -108,7 +108,7 @@ function jsEscape(s: string): string {
     const special = JS_ESCAPES[c];
     if (special !== undefined && Object.hasOwn(JS_ESCAPES, c)) out += special;
     else if (r < 0x20) out += "\\u00" + r.toString(16).toUpperCase().padStart(2, "0");
-    else if (r < 0x80 || PRINTABLE.test(c)) out += c;
+    else if (r < 0x80 || isPrint(r)) out += c;
     else out += "\\u" + r.toString(16).toUpperCase().padStart(4, "0");
   }
   return out;

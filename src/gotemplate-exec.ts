@@ -5,7 +5,7 @@
 //
 // Values: undefined is Go's invalid value (a missing map key, nil data) and null a nil interface
 // (JSON null, a nil result); both print as <no value>, as in Go, where a pipeline unwraps the
-// interface. Maps are plain objects or Map instances, structs are the plain objects printf.ts
+// interface. Maps are plain objects or Map instances, structs are the plain objects govalue.ts
 // recognises by shape (store pairs, SRV records) and class instances such as GoTime, whose
 // capitalised methods templates call.
 import { BUILTINS, T, type ArgType, type Builtin } from "./gotemplate-builtins.ts";
@@ -29,7 +29,9 @@ import {
   type VariableNode,
 } from "./gotemplate-node.ts";
 import { FuncError, isTrue } from "./funcs.ts";
-import { compareGoStrings, formatValue, goKind, goQuote, goTypeName, PrintDepthError } from "./printf.ts";
+import { formatValue, PrintDepthError } from "./gofmt.ts";
+import { compareGoStrings, goKind, goTypeName } from "./govalue.ts";
+import { goQuote } from "./strconv.ts";
 
 export type { GoTemplateTree } from "./gotemplate-node.ts";
 

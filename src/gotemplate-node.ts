@@ -3,7 +3,7 @@
 // the builtin functions, which the parser must know to accept them; and the text of a node as Go
 // prints it in error messages (parse/node.go's String methods).
 import { byteLength } from "./bytes.ts";
-import { goQuote } from "./printf.ts";
+import { goQuote } from "./strconv.ts";
 
 /** Node kinds. Numbers rather than strings: the evaluator switches on them for every node it visits. */
 export const K = {

@@ -21,7 +21,7 @@ import {
 } from "./gotemplate-node.ts";
 import { I, Lexer, type Item, type ItemType } from "./gotemplate-lex.ts";
 import { decodeBytes, encodeText } from "./bytes.ts";
-import { goQuote } from "./printf.ts";
+import { goQuote } from "./strconv.ts";
 
 export type { GoTemplateTree } from "./gotemplate-node.ts";
 

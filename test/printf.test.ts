@@ -1,9 +1,11 @@
-// Go fmt behaviour of src/printf.ts. The tables are taken from Go's own
+// Go fmt behaviour of src/gofmt.ts (with strconv.ts and govalue.ts). The tables are taken from Go's own
 // src/fmt/fmt_test.go (fmtTests and reorderTests), keeping the cases whose operands
 // JavaScript represents the same way; the rest are marked as ours.
 import { describe, expect, test } from "bun:test";
 import { GoTime } from "../src/gotime.ts";
-import { compareGoStrings, formatValue, goQuote, goTypeName, sprintf } from "../src/printf.ts";
+import { formatValue, sprintf } from "../src/gofmt.ts";
+import { compareGoStrings, goTypeName } from "../src/govalue.ts";
+import { goQuote } from "../src/strconv.ts";
 
 type Case = [format: string, value: unknown, want: string];
 
