@@ -1,6 +1,6 @@
 // confd's template functions (memkv's store functions and template_funcs.go) plus the
-// text/template builtins every engine needs, as plain synchronous functions over a
-// snapshot of the store. Each function is declared once, in LIBRARY: its name, its parameters as a
+// text/template builtins every engine needs (their truth and comparison rules are govalue.ts's), as
+// plain synchronous functions over a snapshot of the store. Each function is declared once, in LIBRARY: its name, its parameters as a
 // Go signature reads, and its body, which receives the arguments already checked and converted.
 // Knows nothing of any template engine.
 import { existsSync } from "node:fs";
@@ -9,7 +9,7 @@ import { DnsCache, type DnsAnswers, type SRV } from "./dns.ts";
 import { GlobSyntaxError, globMatch } from "./glob.ts";
 import { formatValue, sprintf } from "./gofmt.ts";
 import { GoTime } from "./gotime.ts";
-import { compareGoStrings, goKind, goTypeName } from "./govalue.ts";
+import { and, ComparisonError, compareGoStrings, eq, ge, goKind, goTypeName, gt, isTrue, le, lt, ne, or } from "./govalue.ts";
 
 export type { SRV } from "./dns.ts";
 
@@ -76,29 +76,6 @@ interface Context {
   now: () => Date;
   dns: DnsAnswers;
   fileExists: (path: string) => boolean;
-}
-
-// Go's template truth: false, 0, "", nil and empty lists and maps are false; structs
-// (pairs, SRV records, times) are always true.
-export function isTrue(v: unknown): boolean {
-  switch (goKind(v)) {
-    case "nil":
-      return false;
-    case "bool":
-      return v === true;
-    case "int":
-    case "float":
-      return v !== 0 && v !== 0n;
-    case "string":
-      return (v as string).length > 0;
-    case "slice":
-      return (v as unknown[]).length > 0;
-    case "map":
-      return v instanceof Map ? v.size > 0 : Object.keys(v as object).length > 0;
-    case "struct":
-    case "func":
-      return true;
-  }
 }
 
 // --- signatures --------------------------------------------------------------
@@ -252,17 +229,14 @@ const LIBRARY = {
     return n === 0 ? 0 : n;
   }),
 
-  eq: fn(["any", "...any"], (_, first, ...others) => {
-    if (others.length === 0) throw new Failure("missing argument for comparison");
-    return others.some((b) => equal(first, b));
-  }),
-  ne: fn(["any", "any"], (_, a, b) => !equal(a, b)),
-  lt: fn(["any", "any"], (_, a, b) => less(a, b)),
-  le: fn(["any", "any"], (_, a, b) => less(a, b) || equal(a, b)),
-  gt: fn(["any", "any"], (_, a, b) => !(less(a, b) || equal(a, b))),
-  ge: fn(["any", "any"], (_, a, b) => !less(a, b)),
-  and: fn(["any", "...any"], (_, ...args) => args.find((v) => !isTrue(v)) ?? args[args.length - 1]),
-  or: fn(["any", "...any"], (_, ...args) => args.find((v) => isTrue(v)) ?? args[args.length - 1]),
+  eq: fn(["any", "...any"], (_, arg1, ...others) => eq(arg1, ...others)),
+  ne: fn(["any", "any"], (_, a, b) => ne(a, b)),
+  lt: fn(["any", "any"], (_, a, b) => lt(a, b)),
+  le: fn(["any", "any"], (_, a, b) => le(a, b)),
+  gt: fn(["any", "any"], (_, a, b) => gt(a, b)),
+  ge: fn(["any", "any"], (_, a, b) => ge(a, b)),
+  and: fn(["any", "...any"], (_, ...args) => and(args)),
+  or: fn(["any", "...any"], (_, ...args) => or(args)),
   not: fn(["any"], (_, v) => !isTrue(v)),
   default: fn(["any", "any"], (_, v, fallback) => (isTrue(v) ? v : fallback)),
   printf: fn(["string", "...any"], (_, format, ...args) => sprintf(format, args)),
@@ -302,6 +276,7 @@ function call(name: string, { params, body }: Definition, cx: Context, args: unk
   try {
     return body(cx, ...args.map((arg, i) => convert(params[Math.min(i, params.length - 1)]!, arg, i)));
   } catch (err) {
+    if (err instanceof ComparisonError) throw new FuncError(name, err.message);
     if (!(err instanceof Failure)) throw err;
     const key = err.key ?? (err.arg === undefined ? undefined : keyHolding(cx.store, args[err.arg]));
     throw new FuncError(name, err.message, key, err.arg);
@@ -404,73 +379,6 @@ function matching(store: Store, pattern: string): KVPair[] {
 
 function ips(dns: DnsAnswers, name: string): string[] {
   return [...(dns.ip(name) ?? [])].sort(compareGoStrings);
-}
-
-// --- comparisons (text/template's eq, lt and friends) ------------------------
-
-const NUMERIC = /^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$/;
-
-// Go compares an int only with an int. Here every number is comparable with every
-// number, and a number with a string that spells a decimal number, since getv
-// returns strings: eq (getv "/port") 80 compares 80 with 80.
-function asNumber(v: unknown): number | bigint | undefined {
-  if (typeof v === "number" || typeof v === "bigint") return v;
-  if (typeof v === "string" && NUMERIC.test(v)) return Number(v);
-  return undefined;
-}
-
-function isNumber(v: unknown): boolean {
-  return typeof v === "number" || typeof v === "bigint";
-}
-
-function numbersEqual(x: number | bigint, y: number | bigint): boolean {
-  if (typeof x === "number" && typeof y === "number") return x === y;
-  if (typeof x === "bigint" && typeof y === "bigint") return x === y;
-  const n = typeof x === "number" ? x : (y as number);
-  const b = typeof x === "bigint" ? x : (y as bigint);
-  return Number.isInteger(n) && BigInt(n) === b;
-}
-
-function equal(a: unknown, b: unknown): boolean {
-  const ka = goKind(a);
-  const kb = goKind(b);
-  if (ka === "nil" || kb === "nil") return ka === kb;
-  if (isNumber(a) || isNumber(b)) {
-    const x = asNumber(a);
-    const y = asNumber(b);
-    if (x === undefined || y === undefined) throw incompatible();
-    return numbersEqual(x, y);
-  }
-  if (ka !== kb) throw incompatible();
-  if (ka === "string" || ka === "bool") return a === b;
-  if (ka === "struct") return structsEqual(a, b);
-  throw new Failure(`non-comparable type ${goTypeName(a)}`);
-}
-
-function structsEqual(a: unknown, b: unknown): boolean {
-  if (goTypeName(a) !== goTypeName(b)) throw incompatible();
-  const ta = a instanceof Date ? new GoTime(a) : a;
-  const tb = b instanceof Date ? new GoTime(b) : b;
-  if (ta instanceof GoTime && tb instanceof GoTime) return ta.UnixMilli() === tb.UnixMilli() && ta.String() === tb.String();
-  const ra = a as Record<string, unknown>;
-  const rb = b as Record<string, unknown>;
-  return Object.keys(ra).every((k) => ra[k] === rb[k]);
-}
-
-function less(a: unknown, b: unknown): boolean {
-  for (const v of [a, b]) {
-    const k = goKind(v);
-    if (k !== "int" && k !== "float" && k !== "string") throw new Failure("invalid type for comparison");
-  }
-  if (typeof a === "string" && typeof b === "string") return compareGoStrings(a, b) < 0;
-  const x = asNumber(a);
-  const y = asNumber(b);
-  if (x === undefined || y === undefined) throw incompatible();
-  return x < y;
-}
-
-function incompatible(): Failure {
-  return new Failure("incompatible types for comparison");
 }
 
 // --- strings and paths -------------------------------------------------------

@@ -28,9 +28,9 @@ import {
   type TemplateNode,
   type VariableNode,
 } from "./gotemplate-node.ts";
-import { FuncError, isTrue } from "./funcs.ts";
+import { FuncError } from "./funcs.ts";
 import { formatValue, PrintDepthError } from "./gofmt.ts";
-import { compareGoStrings, goKind, goTypeName } from "./govalue.ts";
+import { and, compareGoStrings, goKind, goTypeName, isTrue, or } from "./govalue.ts";
 import { goQuote } from "./strconv.ts";
 
 export type { GoTemplateTree } from "./gotemplate-node.ts";
@@ -528,15 +528,13 @@ function evalBuiltin(
 }
 
 /** and/or stop at the first argument that decides, leaving the rest unevaluated. */
-function andOr(st: State, dot: unknown, or: boolean, args: ArgNode[] | null, final: unknown): unknown {
-  let value: unknown;
-  if (args !== null) {
-    for (let i = 1; i < args.length; i++) {
-      value = evalArg(st, dot, T.VALUE, args[i]!);
-      if (isTrue(value) === or) return value;
-    }
+function andOr(st: State, dot: unknown, isOr: boolean, args: ArgNode[] | null, final: unknown): unknown {
+  function* operands(): Generator<unknown> {
+    if (args !== null) for (let i = 1; i < args.length; i++) yield evalArg(st, dot, T.VALUE, args[i]!);
+    // Go returns a piped final argument without testing it; as the last one, and/or return it too.
+    if (final !== MISSING) yield final;
   }
-  return final === MISSING ? value : final;
+  return isOr ? or(operands()) : and(operands());
 }
 
 /** What "call" names in its errors: the callee's text, or its type when piped (Go would print a string's value). */

@@ -3,7 +3,8 @@
 import { describe, expect, test } from "bun:test";
 import { DnsCache, type DnsResolver, srvQueryName } from "../src/dns.ts";
 import { GoTime } from "../src/gotime.ts";
-import { createFuncs, FuncError, isTrue, type KVPair, type SRV, type TemplateFunc } from "../src/funcs.ts";
+import { createFuncs, FuncError, type KVPair, type SRV, type TemplateFunc } from "../src/funcs.ts";
+import { isTrue } from "../src/govalue.ts";
 
 const store = new Map<string, string>([
   ["/app/upstream/b", "10.0.0.2:80"],
@@ -507,22 +508,23 @@ describe("comparisons", () => {
     expect(failure("eq", 1).message).toBe("missing argument for comparison");
   });
 
-  test("a number and a numeric string compare as numbers", () => {
-    expect(call("eq", call("getv", "/app/config/db/port"), 5432)).toBe(true);
-    expect(call("eq", "80", 80.0)).toBe(true);
+  test("a number and a string are incompatible, as in Go, even when the string spells the number", () => {
+    expect(failure("eq", call("getv", "/app/config/db/port"), 5432).message).toBe("incompatible types for comparison: string and int");
+    expect(failure("lt", "10", 9).message).toBe("incompatible types for comparison: string and int");
     expect(call("eq", "80", "80.0")).toBe(false);
-    expect(call("lt", "10", 9)).toBe(false);
     expect(call("lt", "10", "9")).toBe(true);
   });
 
   test("incompatible and non-comparable operands are errors", () => {
-    expect(failure("eq", 80, "http").message).toBe("incompatible types for comparison");
-    expect(failure("eq", true, 1).message).toBe("incompatible types for comparison");
-    expect(failure("eq", "a", ["a"]).message).toBe("incompatible types for comparison");
+    expect(failure("eq", 80, "http").message).toBe("incompatible types for comparison: int and string");
+    expect(failure("eq", true, 1).message).toBe("incompatible types for comparison: bool and int");
+    expect(failure("eq", "a", ["a"]).message).toBe("incompatible types for comparison: string and []interface {}");
     expect(failure("eq", [1], [1]).message).toBe("non-comparable type []interface {}");
+    expect(failure("eq", [1], {}).message).toBe("non-comparable types []interface {} and map[string]interface {}");
     expect(failure("lt", true, false).message).toBe("invalid type for comparison");
     expect(failure("lt", null, 1).message).toBe("invalid type for comparison");
-    expect(failure("gt", 1, "x").message).toBe("incompatible types for comparison");
+    expect(failure("gt", 1, "x").message).toBe("incompatible types for comparison: int and string");
+    expect(failure("eq").message).toBe("wrong number of args for eq: want at least 1 got 0");
   });
 
   test("ne, lt, le, gt, ge", () => {
@@ -554,6 +556,8 @@ describe("logic and builtins", () => {
     expect(call("or", 0, "", "x", "y")).toBe("x");
     expect(call("or", 0, "")).toBe("");
     expect(call("and", "only")).toBe("only");
+    expect(call("and", null, "x")).toBe(null);
+    expect(call("or", "x", undefined)).toBe("x");
     expect(failure("or").message).toBe("wrong number of args for or: want at least 1 got 0");
   });
 
