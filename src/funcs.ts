@@ -88,7 +88,7 @@ type Param = Type | `${Type}?` | `...${Type}`;
 type Type = "string" | "int" | "list" | "any";
 
 /** What an argument is converted to for a body (see convert). */
-type Value<T> = T extends "string" ? string : T extends "int" ? number : T extends "list" ? unknown[] : unknown;
+type Value<T> = T extends "string" ? string : T extends "int" ? bigint : T extends "list" ? unknown[] : unknown;
 
 /** The arguments a body receives for its parameters. */
 type Args<P extends readonly Param[]> = P extends readonly [infer First, ...infer Rest extends readonly Param[]]
@@ -174,7 +174,7 @@ const LIBRARY = {
   toUpper: fn(["string"], (_, s) => mapRunes(s, (c) => c.toUpperCase())),
   toLower: fn(["string"], (_, s) => mapRunes(s, (c) => c.toLowerCase())),
   contains: fn(["string", "string"], (_, s, sub) => s.includes(sub)),
-  replace: fn(["string", "string", "string", "int"], (_, s, old, replacement, n) => goReplace(s, old, replacement, n)),
+  replace: fn(["string", "string", "string", "int"], (_, s, old, replacement, n) => goReplace(s, old, replacement, Number(n))),
   trimSuffix: fn(["string", "string"], (_, s, suffix) => (s.endsWith(suffix) ? s.slice(0, s.length - suffix.length) : s)),
   lookupIP: fn(["string"], (cx, name) => ips(cx.dns, name)),
   lookupIPV4: fn(["string"], (cx, name) => ips(cx.dns, name).filter((ip) => ip.includes("."))),
@@ -183,7 +183,7 @@ const LIBRARY = {
     const records = cx.dns.srv(service, proto, name) ?? [];
     // confd orders records by Sprintf("%s%d%d%d", Target, Port, Priority, Weight).
     const sortKey = (r: SRV): string => `${r.Target}${r.Port}${r.Priority}${r.Weight}`;
-    return [...records].sort((x, y) => compareGoStrings(sortKey(x), sortKey(y)));
+    return [...records].sort((x, y) => compareGoStrings(sortKey(x), sortKey(y))).map(srvRecord);
   }),
   fileExists: fn(["string"], (cx, path) => cx.fileExists(path)),
   base64Encode: fn(["string"], (_, s) => encodeText(s).toString("base64")),
@@ -210,23 +210,24 @@ const LIBRARY = {
     });
     return pairs.sort((x, y) => byteLength(x.Key) - byteLength(y.Key));
   }),
-  add: fn(["int", "int"], (_, x, y) => safe(BigInt(x) + BigInt(y))),
-  sub: fn(["int", "int"], (_, x, y) => safe(BigInt(x) - BigInt(y))),
-  mul: fn(["int", "int"], (_, x, y) => safe(BigInt(x) * BigInt(y))),
-  // BigInt division truncates toward zero and % takes the dividend's sign, as in Go.
-  div: fn(["int", "int"], (_, x, y) => safe(BigInt(x) / divisor(y))),
-  mod: fn(["int", "int"], (_, x, y) => safe(BigInt(x) % divisor(y))),
+  // Go's int arithmetic: 64 bits, wrapping around silently. BigInt division truncates toward zero and
+  // % takes the dividend's sign, as in Go.
+  add: fn(["int", "int"], (_, x, y) => BigInt.asIntN(64, x + y)),
+  sub: fn(["int", "int"], (_, x, y) => BigInt.asIntN(64, x - y)),
+  mul: fn(["int", "int"], (_, x, y) => BigInt.asIntN(64, x * y)),
+  div: fn(["int", "int"], (_, x, y) => BigInt.asIntN(64, x / divisor(y))),
+  mod: fn(["int", "int"], (_, x, y) => x % divisor(y)),
   seq: fn(["int", "int"], (_, first, last) => {
     if (last - first >= SEQ_LIMIT) throw new Failure(`sequence longer than ${SEQ_LIMIT} numbers`);
-    const out: number[] = [];
+    const out: bigint[] = [];
     for (let i = first; i <= last; i++) out.push(i);
     return out;
   }),
   atoi: fn(["string"], (_, s) => {
     if (!/^[+-]?[0-9]+$/.test(s)) throw rejected(0, "strconv.Atoi: invalid syntax");
-    const n = Number(s);
-    if (!Number.isSafeInteger(n)) throw rejected(0, "strconv.Atoi: value out of range");
-    return n === 0 ? 0 : n;
+    const n = BigInt(s);
+    if (n !== BigInt.asIntN(64, n)) throw rejected(0, "strconv.Atoi: value out of range");
+    return n;
   }),
 
   eq: fn(["any", "...any"], (_, arg1, ...others) => eq(arg1, ...others)),
@@ -241,10 +242,10 @@ const LIBRARY = {
   default: fn(["any", "any"], (_, v, fallback) => (isTrue(v) ? v : fallback)),
   printf: fn(["string", "...any"], (_, format, ...args) => sprintf(format, args)),
   len: fn(["any"], (_, v) => {
-    if (typeof v === "string") return byteLength(v);
-    if (Array.isArray(v)) return v.length;
-    if (v instanceof Map) return v.size;
-    if (goKind(v) === "map") return Object.keys(v as object).length;
+    if (typeof v === "string") return BigInt(byteLength(v));
+    if (Array.isArray(v)) return BigInt(v.length);
+    if (v instanceof Map) return BigInt(v.size);
+    if (goKind(v) === "map") return BigInt(Object.keys(v as object).length);
     if (v === null || v === undefined) throw new Failure("len of nil pointer");
     throw new Failure(`len of type ${goTypeName(v)}`);
   }),
@@ -328,15 +329,16 @@ function str(v: unknown, i: number): string {
   throw new Failure(`argument ${i + 1}: expected string, got ${goTypeName(v)}`);
 }
 
-// Go ints. A string of decimal digits (what getv returns) is accepted too, with the
-// syntax strconv.Atoi accepts; anything else is an error naming the argument.
-function int(v: unknown, i: number): number {
-  if (typeof v === "number" && Number.isSafeInteger(v)) return v === 0 ? 0 : v;
-  if (typeof v === "bigint" && v >= MIN_SAFE && v <= MAX_SAFE) return Number(v);
-  const digits = typeof v === "string" && /^[+-]?[0-9]+$/.test(v);
-  if (digits && Number.isSafeInteger(Number(v))) return Number(v) || 0;
-  const integral = digits || typeof v === "bigint" || Number.isInteger(v);
-  throw rejected(i, integral ? `argument ${i + 1}: integer out of range` : `argument ${i + 1}: expected integer, got ${goTypeName(v)}`);
+// Go ints. A float64 without a fraction and a string of decimal digits (what getv returns, with the
+// syntax strconv.Atoi accepts) are accepted too; anything else is an error naming the argument.
+function int(v: unknown, i: number): bigint {
+  let n: bigint | undefined;
+  if (typeof v === "bigint") n = v;
+  else if (typeof v === "number" && Number.isInteger(v)) n = BigInt(v);
+  else if (typeof v === "string" && /^[+-]?[0-9]+$/.test(v)) n = BigInt(v);
+  if (n === undefined) throw rejected(i, `argument ${i + 1}: expected integer, got ${goTypeName(v)}`);
+  if (n !== BigInt.asIntN(64, n)) throw rejected(i, `argument ${i + 1}: integer out of range`);
+  return n;
 }
 
 function list(v: unknown, i: number): unknown[] {
@@ -344,19 +346,9 @@ function list(v: unknown, i: number): unknown[] {
   throw new Failure(`argument ${i + 1}: expected list, got ${goTypeName(v)}`);
 }
 
-const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-
-// Go's int wraps around silently; a JavaScript number cannot hold the wrapped value
-// exactly, so leaving the safe integer range is an error instead.
-function safe(v: bigint): number {
-  if (v < MIN_SAFE || v > MAX_SAFE) throw new Failure("integer overflow");
-  return Number(v);
-}
-
-function divisor(y: number): bigint {
-  if (y === 0) throw new Failure("integer divide by zero");
-  return BigInt(y);
+function divisor(y: bigint): bigint {
+  if (y === 0n) throw new Failure("integer divide by zero");
+  return y;
 }
 
 // A typo such as seq 1 1000000000 would exhaust memory; no config file needs more.
@@ -379,6 +371,18 @@ function matching(store: Store, pattern: string): KVPair[] {
 
 function ips(dns: DnsAnswers, name: string): string[] {
   return [...(dns.ip(name) ?? [])].sort(compareGoStrings);
+}
+
+/** net.SRV, whose numbers are Go's unsigned ints: ints here. */
+export interface SRVRecord {
+  Target: string;
+  Port: bigint;
+  Priority: bigint;
+  Weight: bigint;
+}
+
+function srvRecord(r: SRV): SRVRecord {
+  return { Target: r.Target, Port: BigInt(r.Port), Priority: BigInt(r.Priority), Weight: BigInt(r.Weight) };
 }
 
 // --- strings and paths -------------------------------------------------------

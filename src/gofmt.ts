@@ -220,20 +220,14 @@ function parseNum(s: string, start: number, end: number): [number, boolean, numb
   return [num, isNum, i];
 }
 
+/** A width or precision from the arguments: an int, within Go's limit. */
 function intFromArg(args: readonly unknown[], argNum: number): [number, boolean, number] {
   if (argNum >= args.length) return [0, false, argNum];
   const a = args[argNum];
-  let num = 0;
-  let isInt = false;
-  if (typeof a === "number" && Number.isSafeInteger(a)) {
-    num = a;
-    isInt = true;
-  } else if (typeof a === "bigint" && a >= BigInt(Number.MIN_SAFE_INTEGER) && a <= BigInt(Number.MAX_SAFE_INTEGER)) {
-    num = Number(a);
-    isInt = true;
-  }
+  if (typeof a !== "bigint") return [0, false, argNum + 1];
+  const num = Number(a);
   if (tooLarge(num)) return [0, false, argNum + 1];
-  return [num, isInt, argNum + 1];
+  return [num, true, argNum + 1];
 }
 
 function parseArgNumber(format: string): [number, number, boolean] {
@@ -280,8 +274,7 @@ function printArg(p: Printer, arg: unknown, verb: string, depth: number): void {
       else badVerb(p, verb);
       return;
     case "number":
-      if (Number.isSafeInteger(arg)) printInteger(p, BigInt(arg), verb);
-      else printFloat(p, arg, verb);
+      printFloat(p, arg, verb);
       return;
     case "bigint":
       printInteger(p, arg, verb);
@@ -462,16 +455,6 @@ function printInteger(p: Printer, v: bigint, verb: string): void {
       return;
     case "U":
       fmtUnicode(p, BigInt.asUintN(64, v));
-      return;
-    // Go rejects float verbs on ints, but a JSON 2.0 arrives here as the integer 2, so
-    // the float verbs accept integers rather than printing %!f(int=2).
-    case "e":
-    case "E":
-    case "f":
-    case "F":
-    case "g":
-    case "G":
-      printFloat(p, Number(v), verb);
       return;
     default:
       badVerb(p, verb);

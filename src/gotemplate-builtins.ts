@@ -133,22 +133,21 @@ function isObjectMap(v: unknown): v is Record<string, unknown> {
   return !(v instanceof Map) && goKind(v) === "map";
 }
 
-function length(v: unknown): number {
+function length(v: unknown): bigint {
   // A missing value reaches Go's length as the zero reflect.Value, whose Type panics.
   if (v === undefined) throw new BuiltinError("reflect: call of reflect.Value.Type on zero Value");
   if (v === null) throw new BuiltinError("len of nil pointer");
-  if (typeof v === "string") return byteLength(v);
-  if (Array.isArray(v)) return v.length;
-  if (v instanceof Map) return v.size;
-  if (isObjectMap(v)) return Object.keys(v).length;
+  if (typeof v === "string") return BigInt(byteLength(v));
+  if (Array.isArray(v)) return BigInt(v.length);
+  if (v instanceof Map) return BigInt(v.size);
+  if (isObjectMap(v)) return BigInt(Object.keys(v).length);
   throw new BuiltinError(`len of type ${goTypeName(v)}`);
 }
 
 /** Go's indexArg: an int in [0, cap]. */
 function indexArg(index: unknown, cap: number): number {
   let x: number;
-  if (typeof index === "number" && Number.isSafeInteger(index)) x = index;
-  else if (typeof index === "bigint") x = index < 0n ? -1 : index > BigInt(cap) ? cap + 1 : Number(index);
+  if (typeof index === "bigint") x = index < 0n ? -1 : index > BigInt(cap) ? cap + 1 : Number(index);
   else if (index === null || index === undefined) throw new BuiltinError("cannot index slice/array with nil");
   else throw new BuiltinError(`cannot index slice/array with type ${goTypeName(index)}`);
   if (x < 0 || x > cap) throw new BuiltinError(`index out of range: ${formatValue(index)}`);
@@ -175,7 +174,8 @@ function index(args: unknown[]): unknown {
       const n = bytes ? bytes.length : item.length;
       const x = indexArg(key, n);
       if (x === n) throw new BuiltinError("reflect: string index out of range");
-      item = bytes ? bytes[x] : item.charCodeAt(x);
+      // A byte: Go's uint8, an int here.
+      item = BigInt(bytes ? bytes[x]! : item.charCodeAt(x));
     } else if (item instanceof Map) {
       item = item.has(key) ? item.get(key) : null;
     } else if (isObjectMap(item)) {

@@ -198,14 +198,13 @@ function walkRange(st: State, dot: unknown, node: BranchNode): Signal {
   let ran = false;
   if (Array.isArray(value)) {
     ran = value.length > 0;
-    for (let i = 0; i < value.length; i++) if (iterate(st, node, bodyMark, i, value[i]) === BREAK) break;
-  } else if ((typeof value === "number" && Number.isSafeInteger(value)) || typeof value === "bigint") {
+    for (let i = 0; i < value.length; i++) if (iterate(st, node, bodyMark, BigInt(i), value[i]) === BREAK) break;
+  } else if (typeof value === "bigint") {
     // Go 1.22: range over an int counts from 0, with one variable only.
     // Go's messages here show the value; a value never appears in ours (see FuncError in funcs.ts).
     if (node.pipe.decl.length > 1) fail(st, `can't use ${goTypeName(value)} to iterate over more than one variable`);
-    const n = Number(value);
-    ran = n > 0;
-    for (let i = 0; i < n; i++) if (iterate(st, node, bodyMark, undefined, i) === BREAK) break;
+    ran = value > 0n;
+    for (let i = 0n; i < value; i++) if (iterate(st, node, bodyMark, undefined, i) === BREAK) break;
   } else if (value instanceof Map) {
     const keys = [...value.keys()].sort(compareKeys);
     ran = keys.length > 0;
@@ -245,7 +244,7 @@ function iterate(st: State, node: BranchNode, bodyMark: number, index: unknown, 
 
 function compareKeys(a: unknown, b: unknown): number {
   if (typeof a === "string" && typeof b === "string") return compareGoStrings(a, b);
-  if (typeof a === "number" && typeof b === "number") return a - b;
+  if ((typeof a === "number" && typeof b === "number") || (typeof a === "bigint" && typeof b === "bigint")) return a < b ? -1 : a > b ? 1 : 0;
   return compareGoStrings(formatValue(a), formatValue(b));
 }
 
@@ -273,7 +272,7 @@ function printValue(st: State, node: ActionNode, value: unknown): void {
   st.node = node;
   if (typeof value === "string") st.out += value;
   else if (value === undefined || value === null) st.out += "<no value>";
-  else if (typeof value === "number" && Number.isSafeInteger(value)) st.out += String(value);
+  else if (typeof value === "bigint") st.out += String(value);
   else if (typeof value === "function") fail(st, `can't print ${nodeString(node)} of type ${goTypeName(value)}`);
   else {
     try {

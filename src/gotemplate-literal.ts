@@ -44,19 +44,15 @@ export function numberConstant(text: string, complex: boolean): NumberValue | st
   if (!isInt && !isUint && float === undefined) return `illegal number syntax: ${goQuote(text)}`;
   const hexInt = /^[+-]?0[xX]/.test(text) && !/[pP]/.test(text);
   if (float !== undefined && !hexInt && /[.eEpP]/.test(text)) return { value: float, overflows: false };
-  if (isInt && int !== undefined) return { value: intValue(int), overflows: false };
-  return { value: 0, overflows: true };
-}
-
-function intValue(v: bigint): number | bigint {
-  return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+  if (isInt && int !== undefined) return { value: int, overflows: false };
+  return { value: 0n, overflows: true };
 }
 
 export function charConstant(text: string): NumberValue | string {
   const r = unquoteChar(text, 1, 0x27);
   if (r === undefined) return "invalid syntax";
   if (text.slice(r.next) !== "'") return `malformed character constant: ${text}`;
-  return { value: r.value, overflows: false };
+  return { value: BigInt(r.value), overflows: false };
 }
 
 const PREFIX_BASES: Readonly<Record<string, number | undefined>> = { b: 2, o: 8, x: 16 };

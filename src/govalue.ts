@@ -1,9 +1,21 @@
-// Go's view of this project's values, shared by both engines and the function library: the kind and
-// type name a value has in Go (a memkv.KVPair, a time.Time, a map[string]interface {}), the order of
+// Go's view of this project's values, shared by both engines and the function library: how a Go value
+// is held in JavaScript, the kind and type name it has in Go (int, float64, memkv.KVPair, time.Time,
+// map[string]interface {}), the order of
 // Go strings, and text/template's truth (if, with, and, or, not) and comparisons (eq, ne, lt, le, gt,
 // ge), with Go's error messages. The engines and the library call these; none has rules of its own.
 import { GoTime } from "./gotime.ts";
 
+/**
+ * Go's values as JavaScript holds them:
+ *
+ *   int          bigint, kept within int64 (a template's 1, len, add, atoi, seq, a range index)
+ *   float64      number (a template's 1.5 or 1e6, and every JSON number, as encoding/json decodes)
+ *   string, bool string, boolean
+ *   nil          null (a nil interface: JSON null, a nil result) or undefined (no value at all)
+ *   slice        array;  map: plain object or Map;  struct: see STRUCTS, GoTime, Date
+ *
+ * So 1.0 and 1 stay apart as in Go: a JSON 12345678 prints 1.2345678e+07, and eq 1 1.0 is an error.
+ */
 export type GoKind = "nil" | "bool" | "int" | "float" | "string" | "slice" | "map" | "struct" | "func";
 
 // Store pairs and SRV records are Go structs in confd, so they print as {a b}, not as
@@ -18,8 +30,6 @@ export function structOf(v: object): { type: string; fields: readonly string[] }
   return STRUCTS.find((s) => s.fields.length === keys.length && s.fields.every((f) => Object.hasOwn(v, f)));
 }
 
-// Numbers that are safe integers are Go ints; JavaScript cannot tell 1 from 1.0, so a
-// JSON float with no fraction is an int here.
 export function goKind(v: unknown): GoKind {
   switch (typeof v) {
     case "undefined":
@@ -27,7 +37,7 @@ export function goKind(v: unknown): GoKind {
     case "boolean":
       return "bool";
     case "number":
-      return Number.isSafeInteger(v) ? "int" : "float";
+      return "float";
     case "bigint":
       return "int";
     case "string":
@@ -50,7 +60,7 @@ export function goTypeName(v: unknown): string {
     case "bool":
       return "bool";
     case "int":
-      return typeof v === "bigint" ? "int64" : "int";
+      return "int";
     case "float":
       return "float64";
     case "string":
@@ -145,20 +155,21 @@ export class ComparisonError extends Error {
   }
 }
 
-// Go's basic kinds for comparison. JavaScript numbers do not say whether they were ints or floats
-// (1.0 is 1), so ints and floats are one kind here and compare by value; Go would call that incompatible.
+// Go's basic kinds for comparison.
 const INVALID = 0;
 const BOOL = 1;
-const NUMBER = 2;
-const STRING = 3;
+const INT = 2;
+const FLOAT = 3;
+const STRING = 4;
 
 function basicKind(v: unknown): number {
   switch (typeof v) {
     case "boolean":
       return BOOL;
-    case "number":
     case "bigint":
-      return NUMBER;
+      return INT;
+    case "number":
+      return FLOAT;
     case "string":
       return STRING;
   }
@@ -178,9 +189,6 @@ export function eq(arg1: unknown, ...others: unknown[]): boolean {
     let truth = false;
     if (k1 !== k2) {
       if (!isNil(arg1) && !isNil(arg)) throw incompatible(arg1, arg);
-    } else if (k1 === NUMBER) {
-      // Loose equality compares a bigint with a number by value.
-      truth = arg1 == arg;
     } else if (k1 !== INVALID) {
       truth = arg1 === arg;
     } else {
@@ -202,7 +210,7 @@ export function lt(arg1: unknown, arg2: unknown): boolean {
   if (k1 !== k2) throw incompatible(arg1, arg2);
   if (k1 === BOOL) throw new ComparisonError("invalid type for comparison");
   if (k1 === STRING) return compareGoStrings(arg1 as string, arg2 as string) < 0;
-  return (arg1 as number | bigint) < (arg2 as number | bigint);
+  return (arg1 as bigint | number) < (arg2 as bigint | number);
 }
 
 export function le(arg1: unknown, arg2: unknown): boolean {

@@ -38,9 +38,9 @@ const funcs = createFuncs(store, {
 });
 const names = new Set(Object.keys(funcs));
 const data = {
-  SI: [1, 2, 3],
+  SI: [1n, 2n, 3n],
   One: ["only"],
-  M: { a: 1, b: "x", n: null },
+  M: { a: 1n, b: "x", n: null },
   Key: "k",
   Nested: { x: { y: "deep" } },
   Pairs: [{ Key: "/a", Value: "1" }],
