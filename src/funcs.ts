@@ -1,8 +1,8 @@
-// confd's template functions (memkv's store functions and template_funcs.go) plus the
-// text/template builtins every engine needs (their truth and comparison rules are govalue.ts's), as
-// plain synchronous functions over a snapshot of the store. Each function is declared once, in LIBRARY: its name, its parameters as a
-// Go signature reads, and its body, which receives the arguments already checked and converted.
-// Knows nothing of any template engine.
+// confd's template functions (memkv's store functions and template_funcs.go) plus the text/template
+// builtins every engine needs (their truth and comparison rules are govalue.ts's), as plain
+// synchronous functions over a snapshot of the store. Each function is declared once, in LIBRARY: its
+// name, its parameters as a Go signature reads, and its body, which receives the arguments already
+// checked and converted. Knows nothing of any template engine.
 import { existsSync } from "node:fs";
 import { byteLength, decodeBytes, encodeText, environment } from "./bytes.ts";
 import { DnsCache, type DnsAnswers, type SRV } from "./dns.ts";

@@ -1,5 +1,6 @@
 // Go's fmt for template values: Sprintf (verbs, flags, width, precision, argument indexes and the
-// %!verb(...) error forms) and %v printing of values, as Go's fmt prints the types of govalue.ts.
+// %!verb(...) error forms) and %v printing, of values as govalue.ts holds them (an int is a bigint, a
+// float64 a number).
 import { encodeText } from "./bytes.ts";
 import { GoTime } from "./gotime.ts";
 import { compareGoStrings, goTypeName, structOf } from "./govalue.ts";

@@ -1,15 +1,15 @@
 // Go's view of this project's values, shared by both engines and the function library: how a Go value
 // is held in JavaScript, the kind and type name it has in Go (int, float64, memkv.KVPair, time.Time,
-// map[string]interface {}), the order of
-// Go strings, and text/template's truth (if, with, and, or, not) and comparisons (eq, ne, lt, le, gt,
-// ge), with Go's error messages. The engines and the library call these; none has rules of its own.
+// map[string]interface {}), the order of Go strings, and text/template's truth (if, with, and, or,
+// not) and comparisons (eq, ne, lt, le, gt, ge), with Go's error messages. The engines and the
+// library call these; none has rules of its own.
 import { GoTime } from "./gotime.ts";
 
 /**
  * Go's values as JavaScript holds them:
  *
  *   int          bigint, kept within int64 (a template's 1, len, add, atoi, seq, a range index)
- *   float64      number (a template's 1.5 or 1e6, and every JSON number, as encoding/json decodes)
+ *   float64      number (a template's 1.5 or 1e6, and every JSON number, as encoding/json decodes it)
  *   string, bool string, boolean
  *   nil          null (a nil interface: JSON null, a nil result) or undefined (no value at all)
  *   slice        array;  map: plain object or Map;  struct: see STRUCTS, GoTime, Date
