@@ -1,12 +1,15 @@
-// confd's template functions (memkv's store functions and template_funcs.go) plus the
-// text/template builtins every engine needs, as plain synchronous functions over a
-// snapshot of the store. Knows nothing of any template engine.
+// confd's template functions (memkv's store functions and template_funcs.go) plus the text/template
+// builtins every engine needs (their truth and comparison rules are govalue.ts's), as plain
+// synchronous functions over a snapshot of the store. Each function is declared once, in LIBRARY: its
+// name, its parameters as a Go signature reads, and its body, which receives the arguments already
+// checked and converted. Knows nothing of any template engine.
 import { existsSync } from "node:fs";
 import { byteLength, decodeBytes, encodeText, environment } from "./bytes.ts";
 import { DnsCache, type DnsAnswers, type SRV } from "./dns.ts";
 import { GlobSyntaxError, globMatch } from "./glob.ts";
+import { formatValue, sprintf } from "./gofmt.ts";
 import { GoTime } from "./gotime.ts";
-import { compareGoStrings, formatValue, goKind, goTypeName, sprintf } from "./printf.ts";
+import { and, ComparisonError, compareGoStrings, eq, ge, goKind, goTypeName, gt, isTrue, le, lt, ne, or } from "./govalue.ts";
 
 export type { SRV } from "./dns.ts";
 
@@ -43,9 +46,20 @@ export class FuncError extends Error {
   }
 }
 
+/** What a body throws; createFuncs makes it a FuncError naming the function and, for arg, the key. */
+class Failure extends Error {
+  constructor(
+    message: string,
+    readonly key?: string,
+    readonly arg?: number,
+  ) {
+    super(message);
+  }
+}
+
 /** Argument arg (from 0) was rejected for its value, which the message does not show (see FuncError). */
-function rejected(fn: string, arg: number, message: string): FuncError {
-  return new FuncError(fn, message, undefined, arg);
+function rejected(arg: number, message: string): Failure {
+  return new Failure(message, undefined, arg);
 }
 
 export interface FuncOptions {
@@ -55,460 +69,320 @@ export interface FuncOptions {
   fileExists?: (path: string) => boolean;
 }
 
-// Go's template truth: false, 0, "", nil and empty lists and maps are false; structs
-// (pairs, SRV records, times) are always true.
-export function isTrue(v: unknown): boolean {
-  switch (goKind(v)) {
-    case "nil":
-      return false;
-    case "bool":
-      return v === true;
-    case "int":
-    case "float":
-      return v !== 0 && v !== 0n;
-    case "string":
-      return (v as string).length > 0;
-    case "slice":
-      return (v as unknown[]).length > 0;
-    case "map":
-      return v instanceof Map ? v.size > 0 : Object.keys(v as object).length > 0;
-    case "struct":
-    case "func":
-      return true;
-  }
+/** What the bodies run against: one render's store and surroundings. */
+interface Context {
+  store: Store;
+  env: Readonly<Record<string, string | undefined>>;
+  now: () => Date;
+  dns: DnsAnswers;
+  fileExists: (path: string) => boolean;
+}
+
+// --- signatures --------------------------------------------------------------
+
+/**
+ * A parameter: "string", "int", "list" or "any"; "name?" may be left out (trailing only) and
+ * "...name" takes any number of further arguments (last only), as in a Go signature.
+ */
+type Param = Type | `${Type}?` | `...${Type}`;
+type Type = "string" | "int" | "list" | "any";
+
+/** What an argument is converted to for a body (see convert). */
+type Value<T> = T extends "string" ? string : T extends "int" ? bigint : T extends "list" ? unknown[] : unknown;
+
+/** The arguments a body receives for its parameters. */
+type Args<P extends readonly Param[]> = P extends readonly [infer First, ...infer Rest extends readonly Param[]]
+  ? First extends `...${infer T}`
+    ? Value<T>[]
+    : First extends `${infer T}?`
+      ? [Value<T> | undefined, ...Args<Rest>]
+      : [Value<First>, ...Args<Rest>]
+  : [];
+
+type Body = (cx: Context, ...args: unknown[]) => unknown;
+
+interface Definition {
+  params: readonly Param[];
+  body: Body;
+}
+
+function fn<const P extends readonly Param[]>(params: P, body: (cx: Context, ...args: Args<P>) => unknown): Definition {
+  // The arguments are converted by these same params before the call (see call), so they are Args<P>.
+  return { params, body: body as unknown as Body };
+}
+
+// --- the library ---------------------------------------------------------------
+
+const LIBRARY = {
+  get: fn(["string"], (cx, key) => {
+    const value = cx.store.get(key);
+    if (value === undefined) throw new Failure(`key does not exist: ${key}`, key);
+    return { Key: key, Value: value } satisfies KVPair;
+  }),
+  gets: fn(["string"], (cx, pattern) => matching(cx.store, pattern)),
+  getv: fn(["string", "...string"], (cx, key, ...fallback) => {
+    const value = cx.store.get(key);
+    if (value !== undefined) return value;
+    if (fallback.length > 0) return fallback[0];
+    throw new Failure(`key does not exist: ${key}`, key);
+  }),
+  getvs: fn(["string"], (cx, pattern) =>
+    matching(cx.store, pattern)
+      .map((kv) => kv.Value)
+      .sort(compareGoStrings),
+  ),
+  ls: fn(["string"], (cx, path) => children(cx.store, path, false)),
+  lsdir: fn(["string"], (cx, path) => children(cx.store, path, true)),
+  exists: fn(["string"], (cx, key) => cx.store.has(key)),
+  base: fn(["string"], (_, path) => pathBase(path)),
+  dir: fn(["string"], (_, path) => cleanPath(path.slice(0, path.lastIndexOf("/") + 1))),
+  split: fn(["string", "string"], (_, s, sep) => (sep === "" ? Array.from(s) : s.split(sep))),
+  join: fn(["list", "string"], (_, list, sep) => list.map(formatValue).join(sep)),
+  json: fn(["string"], (_, text) => {
+    const v = parseJson(text);
+    if (v === null) return {};
+    if (typeof v !== "object" || Array.isArray(v)) throw unmarshalError(v, "map[string]interface {}");
+    return v;
+  }),
+  jsonArray: fn(["string"], (_, text) => {
+    const v = parseJson(text);
+    if (v === null) return [];
+    if (!Array.isArray(v)) throw unmarshalError(v, "[]interface {}");
+    return v;
+  }),
+  map: fn(["...any"], (_, ...pairs) => {
+    if (pairs.length % 2 !== 0) throw new Failure("invalid map call");
+    const entries: Array<[string, unknown]> = [];
+    for (let i = 0; i < pairs.length; i += 2) {
+      const key = pairs[i];
+      if (typeof key !== "string") throw new Failure("map keys must be strings");
+      entries.push([key, pairs[i + 1]]);
+    }
+    // fromEntries defines own properties, so a "__proto__" key stays a key.
+    return Object.fromEntries(entries);
+  }),
+  getenv: fn(["string", "...string"], (cx, name, ...fallback) => {
+    const value = cx.env[name];
+    if (value !== undefined && value !== "") return value;
+    return fallback[0] ?? "";
+  }),
+  // The layout argument is this project's addition; confd's datetime is time.Now.
+  datetime: fn(["string?"], (cx, layout) => {
+    const t = new GoTime(cx.now());
+    return layout === undefined ? t : t.Format(layout);
+  }),
+  toUpper: fn(["string"], (_, s) => mapRunes(s, (c) => c.toUpperCase())),
+  toLower: fn(["string"], (_, s) => mapRunes(s, (c) => c.toLowerCase())),
+  contains: fn(["string", "string"], (_, s, sub) => s.includes(sub)),
+  replace: fn(["string", "string", "string", "int"], (_, s, old, replacement, n) => goReplace(s, old, replacement, Number(n))),
+  trimSuffix: fn(["string", "string"], (_, s, suffix) => (s.endsWith(suffix) ? s.slice(0, s.length - suffix.length) : s)),
+  lookupIP: fn(["string"], (cx, name) => ips(cx.dns, name)),
+  lookupIPV4: fn(["string"], (cx, name) => ips(cx.dns, name).filter((ip) => ip.includes("."))),
+  lookupIPV6: fn(["string"], (cx, name) => ips(cx.dns, name).filter((ip) => ip.includes(":"))),
+  lookupSRV: fn(["string", "string", "string"], (cx, service, proto, name) => {
+    const records = cx.dns.srv(service, proto, name) ?? [];
+    // confd orders records by Sprintf("%s%d%d%d", Target, Port, Priority, Weight).
+    const sortKey = (r: SRV): string => `${r.Target}${r.Port}${r.Priority}${r.Weight}`;
+    return [...records].sort((x, y) => compareGoStrings(sortKey(x), sortKey(y))).map(srvRecord);
+  }),
+  fileExists: fn(["string"], (cx, path) => cx.fileExists(path)),
+  base64Encode: fn(["string"], (_, s) => encodeText(s).toString("base64")),
+  base64Decode: fn(["string"], (_, s) => decodeBytes(decodeBase64(s))),
+  parseBool: fn(["string"], (_, s) => {
+    if (TRUE_WORDS.has(s)) return true;
+    if (FALSE_WORDS.has(s)) return false;
+    throw rejected(0, "strconv.ParseBool: invalid syntax");
+  }),
+  // Go's version reverses []string and []KVPair and returns anything else unchanged;
+  // every JavaScript array is reversed here, as a copy.
+  reverse: fn(["any"], (_, v) => (Array.isArray(v) ? [...(v as unknown[])].reverse() : v)),
+  sortByLength: fn(["list"], (_, list) => {
+    const values = list.map((v, i) => {
+      if (typeof v !== "string") throw new Failure(`element ${i}: expected string, got ${goTypeName(v)}`);
+      return v;
+    });
+    return values.sort((x, y) => byteLength(x) - byteLength(y));
+  }),
+  sortKVByLength: fn(["list"], (_, list) => {
+    const pairs = list.map((v, i) => {
+      if (goTypeName(v) !== "memkv.KVPair") throw new Failure(`element ${i}: expected a key/value pair, got ${goTypeName(v)}`);
+      return v as KVPair;
+    });
+    return pairs.sort((x, y) => byteLength(x.Key) - byteLength(y.Key));
+  }),
+  // Go's int arithmetic: 64 bits, wrapping around silently. BigInt division truncates toward zero and
+  // % takes the dividend's sign, as in Go.
+  add: fn(["int", "int"], (_, x, y) => BigInt.asIntN(64, x + y)),
+  sub: fn(["int", "int"], (_, x, y) => BigInt.asIntN(64, x - y)),
+  mul: fn(["int", "int"], (_, x, y) => BigInt.asIntN(64, x * y)),
+  div: fn(["int", "int"], (_, x, y) => BigInt.asIntN(64, x / divisor(y))),
+  mod: fn(["int", "int"], (_, x, y) => x % divisor(y)),
+  seq: fn(["int", "int"], (_, first, last) => {
+    if (last - first >= SEQ_LIMIT) throw new Failure(`sequence longer than ${SEQ_LIMIT} numbers`);
+    const out: bigint[] = [];
+    for (let i = first; i <= last; i++) out.push(i);
+    return out;
+  }),
+  atoi: fn(["string"], (_, s) => {
+    if (!/^[+-]?[0-9]+$/.test(s)) throw rejected(0, "strconv.Atoi: invalid syntax");
+    const n = BigInt(s);
+    if (n !== BigInt.asIntN(64, n)) throw rejected(0, "strconv.Atoi: value out of range");
+    return n;
+  }),
+
+  eq: fn(["any", "...any"], (_, arg1, ...others) => eq(arg1, ...others)),
+  ne: fn(["any", "any"], (_, a, b) => ne(a, b)),
+  lt: fn(["any", "any"], (_, a, b) => lt(a, b)),
+  le: fn(["any", "any"], (_, a, b) => le(a, b)),
+  gt: fn(["any", "any"], (_, a, b) => gt(a, b)),
+  ge: fn(["any", "any"], (_, a, b) => ge(a, b)),
+  and: fn(["any", "...any"], (_, ...args) => and(args)),
+  or: fn(["any", "...any"], (_, ...args) => or(args)),
+  not: fn(["any"], (_, v) => !isTrue(v)),
+  default: fn(["any", "any"], (_, v, fallback) => (isTrue(v) ? v : fallback)),
+  printf: fn(["string", "...any"], (_, format, ...args) => sprintf(format, args)),
+  len: fn(["any"], (_, v) => {
+    if (typeof v === "string") return BigInt(byteLength(v));
+    if (Array.isArray(v)) return BigInt(v.length);
+    if (v instanceof Map) return BigInt(v.size);
+    if (goKind(v) === "map") return BigInt(Object.keys(v as object).length);
+    if (v === null || v === undefined) throw new Failure("len of nil pointer");
+    throw new Failure(`len of type ${goTypeName(v)}`);
+  }),
+} satisfies Record<string, Definition>;
+
+/** The name of every function createFuncs provides, for the template compilers' "unknown function" checks. */
+export function funcNames(): Set<string> {
+  return new Set(Object.keys(LIBRARY));
 }
 
 export function createFuncs(store: Store, options: FuncOptions = {}): Record<string, TemplateFunc> {
-  const env = options.env ?? environment();
-  const now = options.now ?? (() => new Date());
-  const dns = options.dns ?? new DnsCache();
-  const fileExists = options.fileExists ?? existsSync;
-
-  const matching = (fn: string, pattern: string): KVPair[] => {
-    const found: KVPair[] = [];
-    try {
-      // Checked even on an empty store, where memkv would not notice a bad pattern.
-      globMatch(pattern, "");
-      for (const [Key, Value] of store) if (globMatch(pattern, Key)) found.push({ Key, Value });
-    } catch (err) {
-      if (err instanceof GlobSyntaxError) throw new FuncError(fn, err.message, pattern);
-      throw err;
-    }
-    return found.sort((a, b) => compareGoStrings(a.Key, b.Key));
+  const cx: Context = {
+    store,
+    env: options.env ?? environment(),
+    now: options.now ?? (() => new Date()),
+    dns: options.dns ?? new DnsCache(),
+    fileExists: options.fileExists ?? existsSync,
   };
-
-  const ips = (name: string): string[] => [...(dns.ip(name) ?? [])].sort(compareGoStrings);
-
-  const arith = (fn: string, op: (a: bigint, b: bigint) => bigint): TemplateFunc => {
-    return (...a) => {
-      arity(fn, a, 2, 2);
-      const x = BigInt(int(fn, a, 0));
-      const y = BigInt(int(fn, a, 1));
-      if ((fn === "div" || fn === "mod") && y === 0n) throw new FuncError(fn, "integer divide by zero");
-      return safe(fn, op(x, y));
-    };
-  };
-
-  // The key to name for a rejected value, when one key alone holds it.
-  const keyHolding = (value: unknown): string | undefined => {
-    if (typeof value !== "string") return undefined;
-    let found: string | undefined;
-    for (const [key, v] of store) {
-      if (v !== value) continue;
-      if (found !== undefined) return undefined;
-      found = key;
-    }
-    return found;
-  };
-
-  const library = {
-    get: (...a) => {
-      arity("get", a, 1, 1);
-      const key = str("get", a, 0);
-      const value = store.get(key);
-      if (value === undefined) throw new FuncError("get", `key does not exist: ${key}`, key);
-      return { Key: key, Value: value } satisfies KVPair;
-    },
-    gets: (...a) => {
-      arity("gets", a, 1, 1);
-      return matching("gets", str("gets", a, 0));
-    },
-    getv: (...a) => {
-      arity("getv", a, 1, Infinity);
-      const key = str("getv", a, 0);
-      const value = store.get(key);
-      if (value !== undefined) return value;
-      if (a.length > 1) return str("getv", a, 1);
-      throw new FuncError("getv", `key does not exist: ${key}`, key);
-    },
-    getvs: (...a) => {
-      arity("getvs", a, 1, 1);
-      return matching("getvs", str("getvs", a, 0))
-        .map((kv) => kv.Value)
-        .sort(compareGoStrings);
-    },
-    ls: (...a) => {
-      arity("ls", a, 1, 1);
-      return children(store, str("ls", a, 0), false);
-    },
-    lsdir: (...a) => {
-      arity("lsdir", a, 1, 1);
-      return children(store, str("lsdir", a, 0), true);
-    },
-    exists: (...a) => {
-      arity("exists", a, 1, 1);
-      return store.has(str("exists", a, 0));
-    },
-    base: (...a) => {
-      arity("base", a, 1, 1);
-      return pathBase(str("base", a, 0));
-    },
-    dir: (...a) => {
-      arity("dir", a, 1, 1);
-      const p = str("dir", a, 0);
-      return cleanPath(p.slice(0, p.lastIndexOf("/") + 1));
-    },
-    split: (...a) => {
-      arity("split", a, 2, 2);
-      const s = str("split", a, 0);
-      const sep = str("split", a, 1);
-      return sep === "" ? Array.from(s) : s.split(sep);
-    },
-    join: (...a) => {
-      arity("join", a, 2, 2);
-      return list("join", a, 0).map(formatValue).join(str("join", a, 1));
-    },
-    json: (...a) => {
-      arity("json", a, 1, 1);
-      const v = parseJson("json", str("json", a, 0));
-      if (v === null) return {};
-      if (typeof v !== "object" || Array.isArray(v)) throw unmarshalError("json", v, "map[string]interface {}");
-      return v;
-    },
-    jsonArray: (...a) => {
-      arity("jsonArray", a, 1, 1);
-      const v = parseJson("jsonArray", str("jsonArray", a, 0));
-      if (v === null) return [];
-      if (!Array.isArray(v)) throw unmarshalError("jsonArray", v, "[]interface {}");
-      return v;
-    },
-    map: (...a) => {
-      if (a.length % 2 !== 0) throw new FuncError("map", "invalid map call");
-      const entries: Array<[string, unknown]> = [];
-      for (let i = 0; i < a.length; i += 2) {
-        const key = a[i];
-        if (typeof key !== "string") throw new FuncError("map", "map keys must be strings");
-        entries.push([key, a[i + 1]]);
-      }
-      // fromEntries defines own properties, so a "__proto__" key stays a key.
-      return Object.fromEntries(entries);
-    },
-    getenv: (...a) => {
-      arity("getenv", a, 1, Infinity);
-      const value = env[str("getenv", a, 0)];
-      if (value !== undefined && value !== "") return value;
-      return a.length > 1 ? str("getenv", a, 1) : "";
-    },
-    // The layout argument is this project's addition; confd's datetime is time.Now.
-    datetime: (...a) => {
-      arity("datetime", a, 0, 1);
-      const t = new GoTime(now());
-      return a.length === 0 ? t : t.Format(str("datetime", a, 0));
-    },
-    toUpper: (...a) => {
-      arity("toUpper", a, 1, 1);
-      return mapRunes(str("toUpper", a, 0), (c) => c.toUpperCase());
-    },
-    toLower: (...a) => {
-      arity("toLower", a, 1, 1);
-      return mapRunes(str("toLower", a, 0), (c) => c.toLowerCase());
-    },
-    contains: (...a) => {
-      arity("contains", a, 2, 2);
-      return str("contains", a, 0).includes(str("contains", a, 1));
-    },
-    replace: (...a) => {
-      arity("replace", a, 4, 4);
-      return goReplace(str("replace", a, 0), str("replace", a, 1), str("replace", a, 2), int("replace", a, 3));
-    },
-    trimSuffix: (...a) => {
-      arity("trimSuffix", a, 2, 2);
-      const s = str("trimSuffix", a, 0);
-      const suffix = str("trimSuffix", a, 1);
-      return s.endsWith(suffix) ? s.slice(0, s.length - suffix.length) : s;
-    },
-    lookupIP: (...a) => {
-      arity("lookupIP", a, 1, 1);
-      return ips(str("lookupIP", a, 0));
-    },
-    lookupIPV4: (...a) => {
-      arity("lookupIPV4", a, 1, 1);
-      return ips(str("lookupIPV4", a, 0)).filter((ip) => ip.includes("."));
-    },
-    lookupIPV6: (...a) => {
-      arity("lookupIPV6", a, 1, 1);
-      return ips(str("lookupIPV6", a, 0)).filter((ip) => ip.includes(":"));
-    },
-    lookupSRV: (...a) => {
-      arity("lookupSRV", a, 3, 3);
-      const records = dns.srv(str("lookupSRV", a, 0), str("lookupSRV", a, 1), str("lookupSRV", a, 2)) ?? [];
-      // confd orders records by Sprintf("%s%d%d%d", Target, Port, Priority, Weight).
-      const sortKey = (r: SRV): string => `${r.Target}${r.Port}${r.Priority}${r.Weight}`;
-      return [...records].sort((x, y) => compareGoStrings(sortKey(x), sortKey(y)));
-    },
-    fileExists: (...a) => {
-      arity("fileExists", a, 1, 1);
-      return fileExists(str("fileExists", a, 0));
-    },
-    base64Encode: (...a) => {
-      arity("base64Encode", a, 1, 1);
-      return encodeText(str("base64Encode", a, 0)).toString("base64");
-    },
-    base64Decode: (...a) => {
-      arity("base64Decode", a, 1, 1);
-      return decodeBytes(decodeBase64(str("base64Decode", a, 0)));
-    },
-    parseBool: (...a) => {
-      arity("parseBool", a, 1, 1);
-      const s = str("parseBool", a, 0);
-      if (TRUE_WORDS.has(s)) return true;
-      if (FALSE_WORDS.has(s)) return false;
-      throw rejected("parseBool", 0, "strconv.ParseBool: invalid syntax");
-    },
-    // Go's version reverses []string and []KVPair and returns anything else unchanged;
-    // every JavaScript array is reversed here, as a copy.
-    reverse: (...a) => {
-      arity("reverse", a, 1, 1);
-      return Array.isArray(a[0]) ? [...(a[0] as unknown[])].reverse() : a[0];
-    },
-    sortByLength: (...a) => {
-      arity("sortByLength", a, 1, 1);
-      const values = list("sortByLength", a, 0).map((v, i) => {
-        if (typeof v !== "string") throw new FuncError("sortByLength", `element ${i}: expected string, got ${goTypeName(v)}`);
-        return v;
-      });
-      return values.sort((x, y) => byteLength(x) - byteLength(y));
-    },
-    sortKVByLength: (...a) => {
-      arity("sortKVByLength", a, 1, 1);
-      const pairs = list("sortKVByLength", a, 0).map((v, i) => {
-        if (goTypeName(v) !== "memkv.KVPair") {
-          throw new FuncError("sortKVByLength", `element ${i}: expected a key/value pair, got ${goTypeName(v)}`);
-        }
-        return v as KVPair;
-      });
-      return pairs.sort((x, y) => byteLength(x.Key) - byteLength(y.Key));
-    },
-    add: arith("add", (x, y) => x + y),
-    sub: arith("sub", (x, y) => x - y),
-    mul: arith("mul", (x, y) => x * y),
-    // BigInt division truncates toward zero and % takes the dividend's sign, as in Go.
-    div: arith("div", (x, y) => x / y),
-    mod: arith("mod", (x, y) => x % y),
-    seq: (...a) => {
-      arity("seq", a, 2, 2);
-      const first = int("seq", a, 0);
-      const last = int("seq", a, 1);
-      if (last - first >= SEQ_LIMIT) throw new FuncError("seq", `sequence longer than ${SEQ_LIMIT} numbers`);
-      const out: number[] = [];
-      for (let i = first; i <= last; i++) out.push(i);
-      return out;
-    },
-    atoi: (...a) => {
-      arity("atoi", a, 1, 1);
-      const s = str("atoi", a, 0);
-      if (!/^[+-]?[0-9]+$/.test(s)) throw rejected("atoi", 0, "strconv.Atoi: invalid syntax");
-      const n = Number(s);
-      if (!Number.isSafeInteger(n)) throw rejected("atoi", 0, "strconv.Atoi: value out of range");
-      return n === 0 ? 0 : n;
-    },
-
-    eq: (...a) => {
-      if (a.length < 2) throw new FuncError("eq", "missing argument for comparison");
-      return a.slice(1).some((b) => equal("eq", a[0], b));
-    },
-    ne: (...a) => {
-      arity("ne", a, 2, 2);
-      return !equal("ne", a[0], a[1]);
-    },
-    lt: (...a) => {
-      arity("lt", a, 2, 2);
-      return less("lt", a[0], a[1]);
-    },
-    le: (...a) => {
-      arity("le", a, 2, 2);
-      return less("le", a[0], a[1]) || equal("le", a[0], a[1]);
-    },
-    gt: (...a) => {
-      arity("gt", a, 2, 2);
-      return !(less("gt", a[0], a[1]) || equal("gt", a[0], a[1]));
-    },
-    ge: (...a) => {
-      arity("ge", a, 2, 2);
-      return !less("ge", a[0], a[1]);
-    },
-    and: (...a) => {
-      arity("and", a, 1, Infinity);
-      return a.find((v) => !isTrue(v)) ?? a[a.length - 1];
-    },
-    or: (...a) => {
-      arity("or", a, 1, Infinity);
-      return a.find((v) => isTrue(v)) ?? a[a.length - 1];
-    },
-    not: (...a) => {
-      arity("not", a, 1, 1);
-      return !isTrue(a[0]);
-    },
-    default: (...a) => {
-      arity("default", a, 2, 2);
-      return isTrue(a[0]) ? a[0] : a[1];
-    },
-    printf: (...a) => {
-      arity("printf", a, 1, Infinity);
-      return sprintf(str("printf", a, 0), a.slice(1));
-    },
-    len: (...a) => {
-      arity("len", a, 1, 1);
-      const v = a[0];
-      if (typeof v === "string") return byteLength(v);
-      if (Array.isArray(v)) return v.length;
-      if (v instanceof Map) return v.size;
-      if (goKind(v) === "map") return Object.keys(v as object).length;
-      if (v === null || v === undefined) throw new FuncError("len", "len of nil pointer");
-      throw new FuncError("len", `len of type ${goTypeName(v)}`);
-    },
-  } satisfies Record<string, TemplateFunc>;
-
   // No prototype: an engine looking a name up must not find "constructor" or "toString".
   const funcs: Record<string, TemplateFunc> = Object.create(null);
-  for (const [name, fn] of Object.entries(library)) {
-    funcs[name] = (...a) => {
-      try {
-        return fn(...a);
-      } catch (err) {
-        if (!(err instanceof FuncError) || err.arg === undefined || err.key !== undefined) throw err;
-        throw new FuncError(err.func, err.message, keyHolding(a[err.arg]), err.arg);
-      }
-    };
-  }
+  for (const [name, definition] of Object.entries(LIBRARY)) funcs[name] = (...args) => call(name, definition, cx, args);
   return funcs;
 }
 
-// --- arguments ---------------------------------------------------------------
+// --- calling -------------------------------------------------------------------
 
-function arity(fn: string, args: readonly unknown[], min: number, max: number): void {
-  if (args.length >= min && args.length <= max) return;
+function call(name: string, { params, body }: Definition, cx: Context, args: unknown[]): unknown {
+  checkArity(name, params, args.length);
+  try {
+    return body(cx, ...args.map((arg, i) => convert(params[Math.min(i, params.length - 1)]!, arg, i)));
+  } catch (err) {
+    if (err instanceof ComparisonError) throw new FuncError(name, err.message);
+    if (!(err instanceof Failure)) throw err;
+    const key = err.key ?? (err.arg === undefined ? undefined : keyHolding(cx.store, args[err.arg]));
+    throw new FuncError(name, err.message, key, err.arg);
+  }
+}
+
+function checkArity(name: string, params: readonly Param[], count: number): void {
+  const variadic = params.length > 0 && params[params.length - 1]!.startsWith("...");
+  const min = params.filter((p) => !p.startsWith("...") && !p.endsWith("?")).length;
+  const max = variadic ? Infinity : params.length;
+  if (count >= min && count <= max) return;
   let want = `${min}`;
   if (max === Infinity) want = `at least ${min}`;
   else if (max !== min) want = `${min} or ${max}`;
-  throw new FuncError(fn, `wrong number of args for ${fn}: want ${want} got ${args.length}`);
+  throw new FuncError(name, `wrong number of args for ${name}: want ${want} got ${count}`);
+}
+
+/** The key to name for a rejected value, when one key alone holds it. */
+function keyHolding(store: Store, value: unknown): string | undefined {
+  if (typeof value !== "string") return undefined;
+  let found: string | undefined;
+  for (const [key, v] of store) {
+    if (v !== value) continue;
+    if (found !== undefined) return undefined;
+    found = key;
+  }
+  return found;
+}
+
+/** Argument i (from 0) for its parameter: checked, and converted as Value<> says. */
+function convert(param: Param, v: unknown, i: number): unknown {
+  switch (param.replace(/^\.\.\.|\?$/g, "") as Type) {
+    case "string":
+      return str(v, i);
+    case "int":
+      return int(v, i);
+    case "list":
+      return list(v, i);
+    case "any":
+      return v;
+  }
 }
 
 // Numbers and booleans are accepted where Go wants a string because JSON data and
 // handlebars literals reach helpers as numbers; they are printed as %v would.
-function str(fn: string, args: readonly unknown[], i: number): string {
-  const v = args[i];
+function str(v: unknown, i: number): string {
   if (typeof v === "string") return v;
   if (typeof v === "number" || typeof v === "bigint" || typeof v === "boolean") return formatValue(v);
-  throw new FuncError(fn, `argument ${i + 1}: expected string, got ${goTypeName(v)}`);
+  throw new Failure(`argument ${i + 1}: expected string, got ${goTypeName(v)}`);
 }
 
-// Go ints. A string of decimal digits (what getv returns) is accepted too, with the
-// syntax strconv.Atoi accepts; anything else is an error naming the argument.
-function int(fn: string, args: readonly unknown[], i: number): number {
-  const v = args[i];
-  if (typeof v === "number" && Number.isSafeInteger(v)) return v === 0 ? 0 : v;
-  if (typeof v === "bigint" && v >= MIN_SAFE && v <= MAX_SAFE) return Number(v);
-  const digits = typeof v === "string" && /^[+-]?[0-9]+$/.test(v);
-  if (digits && Number.isSafeInteger(Number(v))) return Number(v) || 0;
-  const integral = digits || typeof v === "bigint" || Number.isInteger(v);
-  throw rejected(fn, i, integral ? `argument ${i + 1}: integer out of range` : `argument ${i + 1}: expected integer, got ${goTypeName(v)}`);
+// Go ints. A float64 without a fraction and a string of decimal digits (what getv returns, with the
+// syntax strconv.Atoi accepts) are accepted too; anything else is an error naming the argument.
+function int(v: unknown, i: number): bigint {
+  let n: bigint | undefined;
+  if (typeof v === "bigint") n = v;
+  else if (typeof v === "number" && Number.isInteger(v)) n = BigInt(v);
+  else if (typeof v === "string" && /^[+-]?[0-9]+$/.test(v)) n = BigInt(v);
+  if (n === undefined) throw rejected(i, `argument ${i + 1}: expected integer, got ${goTypeName(v)}`);
+  if (n !== BigInt.asIntN(64, n)) throw rejected(i, `argument ${i + 1}: integer out of range`);
+  return n;
 }
 
-function list(fn: string, args: readonly unknown[], i: number): unknown[] {
-  const v = args[i];
+function list(v: unknown, i: number): unknown[] {
   if (Array.isArray(v)) return [...(v as unknown[])];
-  throw new FuncError(fn, `argument ${i + 1}: expected list, got ${goTypeName(v)}`);
+  throw new Failure(`argument ${i + 1}: expected list, got ${goTypeName(v)}`);
 }
 
-const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-
-// Go's int wraps around silently; a JavaScript number cannot hold the wrapped value
-// exactly, so leaving the safe integer range is an error instead.
-function safe(fn: string, v: bigint): number {
-  if (v < MIN_SAFE || v > MAX_SAFE) throw new FuncError(fn, "integer overflow");
-  return Number(v);
+function divisor(y: bigint): bigint {
+  if (y === 0n) throw new Failure("integer divide by zero");
+  return y;
 }
 
 // A typo such as seq 1 1000000000 would exhaust memory; no config file needs more.
 const SEQ_LIMIT = 1_000_000;
 
-// --- comparisons (text/template's eq, lt and friends) ------------------------
+// --- store and DNS -------------------------------------------------------------
 
-const NUMERIC = /^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$/;
-
-// Go compares an int only with an int. Here every number is comparable with every
-// number, and a number with a string that spells a decimal number, since getv
-// returns strings: eq (getv "/port") 80 compares 80 with 80.
-function asNumber(v: unknown): number | bigint | undefined {
-  if (typeof v === "number" || typeof v === "bigint") return v;
-  if (typeof v === "string" && NUMERIC.test(v)) return Number(v);
-  return undefined;
-}
-
-function isNumber(v: unknown): boolean {
-  return typeof v === "number" || typeof v === "bigint";
-}
-
-function numbersEqual(x: number | bigint, y: number | bigint): boolean {
-  if (typeof x === "number" && typeof y === "number") return x === y;
-  if (typeof x === "bigint" && typeof y === "bigint") return x === y;
-  const n = typeof x === "number" ? x : (y as number);
-  const b = typeof x === "bigint" ? x : (y as bigint);
-  return Number.isInteger(n) && BigInt(n) === b;
-}
-
-function equal(fn: string, a: unknown, b: unknown): boolean {
-  const ka = goKind(a);
-  const kb = goKind(b);
-  if (ka === "nil" || kb === "nil") return ka === kb;
-  if (isNumber(a) || isNumber(b)) {
-    const x = asNumber(a);
-    const y = asNumber(b);
-    if (x === undefined || y === undefined) throw incompatible(fn);
-    return numbersEqual(x, y);
+function matching(store: Store, pattern: string): KVPair[] {
+  const found: KVPair[] = [];
+  try {
+    // Checked even on an empty store, where memkv would not notice a bad pattern.
+    globMatch(pattern, "");
+    for (const [Key, Value] of store) if (globMatch(pattern, Key)) found.push({ Key, Value });
+  } catch (err) {
+    if (err instanceof GlobSyntaxError) throw new Failure(err.message, pattern);
+    throw err;
   }
-  if (ka !== kb) throw incompatible(fn);
-  if (ka === "string" || ka === "bool") return a === b;
-  if (ka === "struct") return structsEqual(fn, a, b);
-  throw new FuncError(fn, `non-comparable type ${goTypeName(a)}`);
+  return found.sort((a, b) => compareGoStrings(a.Key, b.Key));
 }
 
-function structsEqual(fn: string, a: unknown, b: unknown): boolean {
-  if (goTypeName(a) !== goTypeName(b)) throw incompatible(fn);
-  const ta = a instanceof Date ? new GoTime(a) : a;
-  const tb = b instanceof Date ? new GoTime(b) : b;
-  if (ta instanceof GoTime && tb instanceof GoTime) return ta.UnixMilli() === tb.UnixMilli() && ta.String() === tb.String();
-  const ra = a as Record<string, unknown>;
-  const rb = b as Record<string, unknown>;
-  return Object.keys(ra).every((k) => ra[k] === rb[k]);
+function ips(dns: DnsAnswers, name: string): string[] {
+  return [...(dns.ip(name) ?? [])].sort(compareGoStrings);
 }
 
-function less(fn: string, a: unknown, b: unknown): boolean {
-  for (const v of [a, b]) {
-    const k = goKind(v);
-    if (k !== "int" && k !== "float" && k !== "string") throw new FuncError(fn, "invalid type for comparison");
-  }
-  if (typeof a === "string" && typeof b === "string") return compareGoStrings(a, b) < 0;
-  const x = asNumber(a);
-  const y = asNumber(b);
-  if (x === undefined || y === undefined) throw incompatible(fn);
-  return x < y;
+/** net.SRV, whose numbers are Go's unsigned ints: ints here. */
+export interface SRVRecord {
+  Target: string;
+  Port: bigint;
+  Priority: bigint;
+  Weight: bigint;
 }
 
-function incompatible(fn: string): FuncError {
-  return new FuncError(fn, "incompatible types for comparison");
+function srvRecord(r: SRV): SRVRecord {
+  return { Target: r.Target, Port: BigInt(r.Port), Priority: BigInt(r.Priority), Weight: BigInt(r.Weight) };
 }
 
 // --- strings and paths -------------------------------------------------------
@@ -612,16 +486,16 @@ function children(store: Store, path: string, dirsOnly: boolean): string[] {
 
 // --- encodings ---------------------------------------------------------------
 
-function parseJson(fn: string, s: string): unknown {
+function parseJson(s: string): unknown {
   let value: unknown;
   try {
     value = JSON.parse(s) as unknown;
   } catch {
     // JSON.parse's message quotes the text.
-    throw rejected(fn, 0, jsonSyntaxError(s));
+    throw rejected(0, jsonSyntaxError(s));
   }
   const deep = tooDeep(s);
-  if (deep >= 0) throw rejected(fn, 0, `invalid character at input byte ${deep} exceeded max depth`);
+  if (deep >= 0) throw rejected(0, `invalid character at input byte ${deep} exceeded max depth`);
   return value;
 }
 
@@ -649,9 +523,9 @@ function tooDeep(text: string): number {
   return -1;
 }
 
-function unmarshalError(fn: string, v: unknown, target: string): FuncError {
+function unmarshalError(v: unknown, target: string): Failure {
   const kind = Array.isArray(v) ? "array" : typeof v === "object" ? "object" : typeof v === "boolean" ? "bool" : typeof v;
-  return rejected(fn, 0, `json: cannot unmarshal ${kind} into Go value of type ${target}`);
+  return rejected(0, `json: cannot unmarshal ${kind} into Go value of type ${target}`);
 }
 
 const JSON_SPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
@@ -805,7 +679,7 @@ const B64_VALUES = new Map([...B64].map((c, i) => [c.charCodeAt(0), i]));
 function decodeBase64(text: string): Uint8Array {
   const src = encodeText(text);
   const out: number[] = [];
-  const corrupt = (at: number): FuncError => rejected("base64Decode", 0, `illegal base64 data at input byte ${at}`);
+  const corrupt = (at: number): Failure => rejected(0, `illegal base64 data at input byte ${at}`);
   const skipNewlines = (i: number): number => {
     while (i < src.length && (src[i] === 0x0a || src[i] === 0x0d)) i++;
     return i;
@@ -841,9 +715,4 @@ function decodeBase64(text: string): Uint8Array {
     const bits = (quantum[0] << 18) | (quantum[1] << 12) | (quantum[2] << 6) | quantum[3];
     out.push(...[(bits >> 16) & 0xff, (bits >> 8) & 0xff, bits & 0xff].slice(0, length - 1));
   }
-}
-
-/** The name of every function createFuncs provides, for the template compilers' "unknown function" checks. */
-export function funcNames(): Set<string> {
-  return new Set(Object.keys(createFuncs(new Map())));
 }

@@ -1,10 +1,12 @@
 // text/template's builtin functions (funcs.go) over this project's values: their signatures, which
 // the evaluator checks the way Go's evalCall does, and their bodies with Go's results and error
-// messages. and/or are here for their signature only: the evaluator runs them lazily.
-import { isTrue } from "./funcs.ts";
+// messages; truth and comparison are govalue.ts's, shared with the function library. and/or are here
+// for their signature only: the evaluator runs them lazily.
 import { byteLength, decodeBytes, encodeText } from "./bytes.ts";
 import type { BuiltinName } from "./gotemplate-node.ts";
-import { compareGoStrings, formatValue, goKind, goTypeName, sprintf } from "./printf.ts";
+import { formatValue, sprintf } from "./gofmt.ts";
+import { eq, ge, goKind, goTypeName, gt, isTrue, le, lt, ne } from "./govalue.ts";
+import { isPrint } from "./strconv.ts";
 
 /**
  * How an argument reaches a parameter, after Go's evalArg and validateType: VALUE is reflect.Value
@@ -39,12 +41,12 @@ export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<BuiltinName, Built
   ["print", { params: [], rest: T.ANY, fn: sprint }],
   ["printf", { params: [T.STRING], rest: T.ANY, fn: (a) => sprintf(a[0] as string, a.slice(1)) }],
   ["println", { params: [], rest: T.ANY, fn: (a) => a.map(formatValue).join(" ") + "\n" }],
-  ["eq", { params: [V], rest: V, fn: (a) => eq(a[0], a.slice(1)) }],
-  ["ne", { params: [V, V], fn: (a) => !eq(a[0], [a[1]]) }],
+  ["eq", { params: [V], rest: V, fn: (a) => eq(a[0], ...a.slice(1)) }],
+  ["ne", { params: [V, V], fn: (a) => ne(a[0], a[1]) }],
   ["lt", { params: [V, V], fn: (a) => lt(a[0], a[1]) }],
   ["le", { params: [V, V], fn: (a) => le(a[0], a[1]) }],
-  ["gt", { params: [V, V], fn: (a) => !le(a[0], a[1]) }],
-  ["ge", { params: [V, V], fn: (a) => !lt(a[0], a[1]) }],
+  ["gt", { params: [V, V], fn: (a) => gt(a[0], a[1]) }],
+  ["ge", { params: [V, V], fn: (a) => ge(a[0], a[1]) }],
 ]);
 
 /**
@@ -98,8 +100,6 @@ const JS_ESCAPES: Readonly<Record<string, string>> = {
   "=": "\\u003D",
 };
 
-const PRINTABLE = /^[\p{L}\p{M}\p{N}\p{P}\p{S}]$/u;
-
 function jsEscape(s: string): string {
   if (!/[\\'"<>&=\u0000-\u001f\u0080-\uffff]/.test(s)) return s;
   let out = "";
@@ -108,7 +108,7 @@ function jsEscape(s: string): string {
     const special = JS_ESCAPES[c];
     if (special !== undefined && Object.hasOwn(JS_ESCAPES, c)) out += special;
     else if (r < 0x20) out += "\\u00" + r.toString(16).toUpperCase().padStart(2, "0");
-    else if (r < 0x80 || PRINTABLE.test(c)) out += c;
+    else if (r < 0x80 || isPrint(r)) out += c;
     else out += "\\u" + r.toString(16).toUpperCase().padStart(4, "0");
   }
   return out;
@@ -133,22 +133,21 @@ function isObjectMap(v: unknown): v is Record<string, unknown> {
   return !(v instanceof Map) && goKind(v) === "map";
 }
 
-function length(v: unknown): number {
+function length(v: unknown): bigint {
   // A missing value reaches Go's length as the zero reflect.Value, whose Type panics.
   if (v === undefined) throw new BuiltinError("reflect: call of reflect.Value.Type on zero Value");
   if (v === null) throw new BuiltinError("len of nil pointer");
-  if (typeof v === "string") return byteLength(v);
-  if (Array.isArray(v)) return v.length;
-  if (v instanceof Map) return v.size;
-  if (isObjectMap(v)) return Object.keys(v).length;
+  if (typeof v === "string") return BigInt(byteLength(v));
+  if (Array.isArray(v)) return BigInt(v.length);
+  if (v instanceof Map) return BigInt(v.size);
+  if (isObjectMap(v)) return BigInt(Object.keys(v).length);
   throw new BuiltinError(`len of type ${goTypeName(v)}`);
 }
 
 /** Go's indexArg: an int in [0, cap]. */
 function indexArg(index: unknown, cap: number): number {
   let x: number;
-  if (typeof index === "number" && Number.isSafeInteger(index)) x = index;
-  else if (typeof index === "bigint") x = index < 0n ? -1 : index > BigInt(cap) ? cap + 1 : Number(index);
+  if (typeof index === "bigint") x = index < 0n ? -1 : index > BigInt(cap) ? cap + 1 : Number(index);
   else if (index === null || index === undefined) throw new BuiltinError("cannot index slice/array with nil");
   else throw new BuiltinError(`cannot index slice/array with type ${goTypeName(index)}`);
   if (x < 0 || x > cap) throw new BuiltinError(`index out of range: ${formatValue(index)}`);
@@ -175,7 +174,8 @@ function index(args: unknown[]): unknown {
       const n = bytes ? bytes.length : item.length;
       const x = indexArg(key, n);
       if (x === n) throw new BuiltinError("reflect: string index out of range");
-      item = bytes ? bytes[x] : item.charCodeAt(x);
+      // A byte: Go's uint8, an int here.
+      item = BigInt(bytes ? bytes[x]! : item.charCodeAt(x));
     } else if (item instanceof Map) {
       item = item.has(key) ? item.get(key) : null;
     } else if (isObjectMap(item)) {
@@ -226,106 +226,4 @@ function call(args: unknown[]): unknown {
   if (typeof fn !== "function") throw new BuiltinError(`non-function ${String(name)} of type ${goTypeName(fn)}`);
   const result: unknown = fn(...rest.map((a) => (a === undefined ? null : a)));
   return result === undefined ? null : result;
-}
-
-// --- comparison ----------------------------------------------------------------
-
-// Go's basic kinds. JavaScript numbers do not say whether they were ints or floats (1.0 is 1), so
-// ints and floats compare with each other, by value; Go would call that incompatible.
-const INVALID = 0;
-const BOOL = 1;
-const NUMBER = 2;
-const STRING = 3;
-
-function basicKind(v: unknown): number {
-  switch (typeof v) {
-    case "boolean":
-      return BOOL;
-    case "number":
-    case "bigint":
-      return NUMBER;
-    case "string":
-      return STRING;
-  }
-  return INVALID;
-}
-
-/** reflect.Kind, for the non-basic values eq can still compare. */
-function reflectKind(v: unknown): string {
-  return v === null || v === undefined ? "invalid" : goKind(v);
-}
-
-function eq(arg1: unknown, others: unknown[]): boolean {
-  if (others.length === 0) throw new BuiltinError("missing argument for comparison");
-  const k1 = basicKind(arg1);
-  for (const arg of others) {
-    const k2 = basicKind(arg);
-    let truth = false;
-    if (k1 !== k2) {
-      // A nil on one side is simply unequal.
-      if (!isNil(arg1) && !isNil(arg)) {
-        throw new BuiltinError(`incompatible types for comparison: ${goTypeName(arg1)} and ${goTypeName(arg)}`);
-      }
-    } else if (k1 === NUMBER) {
-      // Loose equality compares a bigint with a number by value.
-      truth = arg1 == arg;
-    } else if (k1 !== INVALID) {
-      truth = arg1 === arg;
-    } else {
-      const r1 = reflectKind(arg1);
-      const r2 = reflectKind(arg);
-      if (r1 !== r2 && r1 !== "invalid" && r2 !== "invalid") {
-        throw new BuiltinError(`non-comparable types ${goTypeName(arg1)} and ${goTypeName(arg)}`);
-      }
-      if (isNil(arg1) || isNil(arg)) {
-        truth = isNil(arg1) === isNil(arg);
-      } else if (r2 !== "struct") {
-        throw new BuiltinError(`non-comparable type ${goTypeName(arg)}`);
-      } else {
-        truth = structsEqual(arg1, arg);
-      }
-    }
-    if (truth) return true;
-  }
-  return false;
-}
-
-function isNil(v: unknown): boolean {
-  return v === null || v === undefined;
-}
-
-// Struct values compare field by field, and only values of the same type are equal; times compare
-// their instant and zone, as time.Time's == does.
-function structsEqual(a: unknown, b: unknown): boolean {
-  if (goTypeName(a) !== goTypeName(b)) return false;
-  if (typeof a === "object" && typeof b === "object" && a !== null && b !== null) {
-    const ta = a as { UnixMilli?: unknown; String?: unknown };
-    const tb = b as { UnixMilli?: unknown; String?: unknown };
-    if (typeof ta.UnixMilli === "function" && typeof tb.UnixMilli === "function") {
-      return formatValue(a) === formatValue(b) && (ta.UnixMilli as () => number)() === (tb.UnixMilli as () => number)();
-    }
-    const ra = a as Record<string, unknown>;
-    const rb = b as Record<string, unknown>;
-    return Object.keys(ra).every((k) => ra[k] === rb[k]);
-  }
-  return a === b;
-}
-
-function lt(arg1: unknown, arg2: unknown): boolean {
-  const k1 = basicKind(arg1);
-  if (k1 === INVALID) throw new BuiltinError("invalid type for comparison");
-  const k2 = basicKind(arg2);
-  if (k2 === INVALID) throw new BuiltinError("invalid type for comparison");
-  if (k1 !== k2) throw new BuiltinError(`incompatible types for comparison: ${goTypeName(arg1)} and ${goTypeName(arg2)}`);
-  switch (k1) {
-    case BOOL:
-      throw new BuiltinError("invalid type for comparison");
-    case STRING:
-      return compareGoStrings(arg1 as string, arg2 as string) < 0;
-  }
-  return (arg1 as number | bigint) < (arg2 as number | bigint);
-}
-
-function le(arg1: unknown, arg2: unknown): boolean {
-  return lt(arg1, arg2) || eq(arg1, [arg2]);
 }

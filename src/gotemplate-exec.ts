@@ -5,7 +5,7 @@
 //
 // Values: undefined is Go's invalid value (a missing map key, nil data) and null a nil interface
 // (JSON null, a nil result); both print as <no value>, as in Go, where a pipeline unwraps the
-// interface. Maps are plain objects or Map instances, structs are the plain objects printf.ts
+// interface. Maps are plain objects or Map instances, structs are the plain objects govalue.ts
 // recognises by shape (store pairs, SRV records) and class instances such as GoTime, whose
 // capitalised methods templates call.
 import { BUILTINS, T, type ArgType, type Builtin } from "./gotemplate-builtins.ts";
@@ -28,8 +28,10 @@ import {
   type TemplateNode,
   type VariableNode,
 } from "./gotemplate-node.ts";
-import { FuncError, isTrue } from "./funcs.ts";
-import { compareGoStrings, formatValue, goKind, goQuote, goTypeName, PrintDepthError } from "./printf.ts";
+import { FuncError } from "./funcs.ts";
+import { formatValue, PrintDepthError } from "./gofmt.ts";
+import { and, compareGoStrings, goKind, goTypeName, isTrue, or } from "./govalue.ts";
+import { goQuote } from "./strconv.ts";
 
 export type { GoTemplateTree } from "./gotemplate-node.ts";
 
@@ -196,14 +198,13 @@ function walkRange(st: State, dot: unknown, node: BranchNode): Signal {
   let ran = false;
   if (Array.isArray(value)) {
     ran = value.length > 0;
-    for (let i = 0; i < value.length; i++) if (iterate(st, node, bodyMark, i, value[i]) === BREAK) break;
-  } else if ((typeof value === "number" && Number.isSafeInteger(value)) || typeof value === "bigint") {
+    for (let i = 0; i < value.length; i++) if (iterate(st, node, bodyMark, BigInt(i), value[i]) === BREAK) break;
+  } else if (typeof value === "bigint") {
     // Go 1.22: range over an int counts from 0, with one variable only.
     // Go's messages here show the value; a value never appears in ours (see FuncError in funcs.ts).
     if (node.pipe.decl.length > 1) fail(st, `can't use ${goTypeName(value)} to iterate over more than one variable`);
-    const n = Number(value);
-    ran = n > 0;
-    for (let i = 0; i < n; i++) if (iterate(st, node, bodyMark, undefined, i) === BREAK) break;
+    ran = value > 0n;
+    for (let i = 0n; i < value; i++) if (iterate(st, node, bodyMark, undefined, i) === BREAK) break;
   } else if (value instanceof Map) {
     const keys = [...value.keys()].sort(compareKeys);
     ran = keys.length > 0;
@@ -243,7 +244,7 @@ function iterate(st: State, node: BranchNode, bodyMark: number, index: unknown, 
 
 function compareKeys(a: unknown, b: unknown): number {
   if (typeof a === "string" && typeof b === "string") return compareGoStrings(a, b);
-  if (typeof a === "number" && typeof b === "number") return a - b;
+  if ((typeof a === "number" && typeof b === "number") || (typeof a === "bigint" && typeof b === "bigint")) return a < b ? -1 : a > b ? 1 : 0;
   return compareGoStrings(formatValue(a), formatValue(b));
 }
 
@@ -271,7 +272,7 @@ function printValue(st: State, node: ActionNode, value: unknown): void {
   st.node = node;
   if (typeof value === "string") st.out += value;
   else if (value === undefined || value === null) st.out += "<no value>";
-  else if (typeof value === "number" && Number.isSafeInteger(value)) st.out += String(value);
+  else if (typeof value === "bigint") st.out += String(value);
   else if (typeof value === "function") fail(st, `can't print ${nodeString(node)} of type ${goTypeName(value)}`);
   else {
     try {
@@ -526,15 +527,13 @@ function evalBuiltin(
 }
 
 /** and/or stop at the first argument that decides, leaving the rest unevaluated. */
-function andOr(st: State, dot: unknown, or: boolean, args: ArgNode[] | null, final: unknown): unknown {
-  let value: unknown;
-  if (args !== null) {
-    for (let i = 1; i < args.length; i++) {
-      value = evalArg(st, dot, T.VALUE, args[i]!);
-      if (isTrue(value) === or) return value;
-    }
+function andOr(st: State, dot: unknown, isOr: boolean, args: ArgNode[] | null, final: unknown): unknown {
+  function* operands(): Generator<unknown> {
+    if (args !== null) for (let i = 1; i < args.length; i++) yield evalArg(st, dot, T.VALUE, args[i]!);
+    // Go returns a piped final argument without testing it; as the last one, and/or return it too.
+    if (final !== MISSING) yield final;
   }
-  return final === MISSING ? value : final;
+  return isOr ? or(operands()) : and(operands());
 }
 
 /** What "call" names in its errors: the callee's text, or its type when piped (Go would print a string's value). */

@@ -1,7 +1,7 @@
 // The lexer of Go's text/template (parse/lex.go): turns a template source into items on demand, with
 // Go's trim markers, comments, line counting and error messages. It works on the JavaScript string
 // (positions are UTF-16 offsets) and decodes code points where Go decodes runes.
-import { goQuote } from "./printf.ts";
+import { goQuote } from "./strconv.ts";
 
 export const I = {
   Error: 0,

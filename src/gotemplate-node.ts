@@ -3,7 +3,7 @@
 // the builtin functions, which the parser must know to accept them; and the text of a node as Go
 // prints it in error messages (parse/node.go's String methods).
 import { byteLength } from "./bytes.ts";
-import { goQuote } from "./printf.ts";
+import { goQuote } from "./strconv.ts";
 
 /** Node kinds. Numbers rather than strings: the evaluator switches on them for every node it visits. */
 export const K = {
@@ -131,14 +131,14 @@ export interface BoolNode {
 
 /**
  * A number constant, resolved at parse time the way Go's idealConstant resolves it at run time:
- * value is an int (a number, or a bigint beyond 2^53) or a float. overflows marks a constant that
- * only fits an unsigned 64-bit int, which executing reports as "overflows int", as Go does.
+ * value is an int (a bigint) or a float64 (a number), as govalue.ts holds them. overflows marks a
+ * constant that only fits an unsigned 64-bit int, which executing reports as "overflows int", as Go does.
  */
 export interface NumberNode {
   k: typeof K.Number;
   pos: number;
   text: string;
-  value: number | bigint;
+  value: bigint | number;
   overflows: boolean;
 }
 

@@ -76,15 +76,15 @@ export class GoTime {
     return `time.Date(${w.getUTCFullYear()}, ${month}, ${w.getUTCDate()}, ${fields.join(", ")}, ${loc})`;
   }
 
-  Unix(): number {
-    return Math.floor(this.#ms / 1000);
+  // Go's int64 and int results are ints as govalue.ts holds them: bigints.
+  Unix(): bigint {
+    return BigInt(Math.floor(this.#ms / 1000));
   }
 
-  UnixMilli(): number {
-    return this.#ms;
+  UnixMilli(): bigint {
+    return BigInt(this.#ms);
   }
 
-  // A bigint because nanoseconds since 1970 exceed Number.MAX_SAFE_INTEGER.
   UnixNano(): bigint {
     return BigInt(this.#ms) * 1_000_000n;
   }
@@ -97,45 +97,47 @@ export class GoTime {
     return new GoTime(new Date(this.#ms));
   }
 
-  // Milliseconds, not Go's nanosecond Duration.
-  Add(ms: number): GoTime {
-    return new GoTime(new Date(this.#ms + ms), this.#zone);
+  /** A time.Duration in nanoseconds, kept to the milliseconds a time holds here. */
+  Add(d: bigint): GoTime {
+    // Templates pass any value; the message names none (see FuncError in funcs.ts).
+    if (typeof d !== "bigint") throw new TypeError("wrong type for value; expected time.Duration");
+    return new GoTime(new Date(this.#ms + Number(d / 1_000_000n)), this.#zone);
   }
 
-  Year(): number {
-    return this.#wall().getUTCFullYear();
+  Year(): bigint {
+    return BigInt(this.#wall().getUTCFullYear());
   }
 
   Month(): string {
     return monthName(this.#wall());
   }
 
-  Day(): number {
-    return this.#wall().getUTCDate();
+  Day(): bigint {
+    return BigInt(this.#wall().getUTCDate());
   }
 
-  Hour(): number {
-    return this.#wall().getUTCHours();
+  Hour(): bigint {
+    return BigInt(this.#wall().getUTCHours());
   }
 
-  Minute(): number {
-    return this.#wall().getUTCMinutes();
+  Minute(): bigint {
+    return BigInt(this.#wall().getUTCMinutes());
   }
 
-  Second(): number {
-    return this.#wall().getUTCSeconds();
+  Second(): bigint {
+    return BigInt(this.#wall().getUTCSeconds());
   }
 
-  Nanosecond(): number {
-    return this.#wall().getUTCMilliseconds() * 1e6;
+  Nanosecond(): bigint {
+    return BigInt(this.#wall().getUTCMilliseconds()) * 1_000_000n;
   }
 
   Weekday(): string {
     return dayName(this.#wall());
   }
 
-  YearDay(): number {
-    return yearDay(this.#wall());
+  YearDay(): bigint {
+    return BigInt(yearDay(this.#wall()));
   }
 
   #wall(): Date {

@@ -3,7 +3,7 @@
 import Handlebars from "handlebars/runtime";
 import { DnsCache } from "./dns.ts";
 import { ConfdError } from "./errors.ts";
-import { createFuncs, FuncError, type Store, type TemplateFunc } from "./funcs.ts";
+import { createFuncs, FuncError, funcNames, type Store, type TemplateFunc } from "./funcs.ts";
 import { executeGoTemplate, GoTemplateExecError } from "./gotemplate-exec.ts";
 import { LOCATION_HASH_KEY, type CompiledTemplate, type GoTemplate, type HandlebarsTemplate } from "./protocol.ts";
 
@@ -43,12 +43,12 @@ function handlebarsRunner(compiled: HandlebarsTemplate): Runner {
   // Its log helper writes arguments (store values) to the console, past our log and its rules.
   env.unregisterHelper("log");
   // Helpers are registered once; each render points them at that render's functions.
-  let funcs: Record<string, TemplateFunc> = createFuncs(new Map());
-  for (const name of Object.keys(funcs)) {
+  let funcs: Record<string, TemplateFunc> = {};
+  for (const name of funcNames()) {
     env.registerHelper(name, (...args: unknown[]) => {
       const options = args.pop() as { hash?: Record<string, unknown> } | undefined;
       try {
-        return funcs[name]!(...args);
+        return funcs[name]!(...args.map(goNumber));
       } catch (err) {
         throw locate(err, name, options?.hash?.[LOCATION_HASH_KEY], compiled.file);
       }
@@ -65,6 +65,15 @@ function handlebarsRunner(compiled: HandlebarsTemplate): Runner {
       throw new ConfdError(`template error: ${runtimeMessage((err as Error).message)}`, { file: compiled.file });
     }
   };
+}
+
+/**
+ * Handlebars has one kind of number, JavaScript's, and reads 42 and 42.0 alike: as an argument, a
+ * whole number is Go's int (see govalue.ts), so that printf "%d" 42 and eq (len x) 2 work as written;
+ * any other number is a float64.
+ */
+function goNumber(arg: unknown): unknown {
+  return typeof arg === "number" && Number.isSafeInteger(arg) ? BigInt(arg) : arg;
 }
 
 /**

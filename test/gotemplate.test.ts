@@ -52,36 +52,36 @@ const names = new Set(Object.keys(funcs));
 
 const utc = { offsetMinutes: 0, name: "UTC" };
 
-// exec_test.go's tVal, as JSON-like data: structs with fields become maps, except the shapes this
-// project treats as structs (store pairs) and GoTime.
+// exec_test.go's tVal, as JSON-like data with Go's ints as bigints: structs with fields become maps,
+// except the shapes this project treats as structs (store pairs) and GoTime.
 const tVal = {
   True: true,
-  I: 17,
+  I: 17n,
   X: "x",
   S: "xyz",
   U: { V: "v" },
   FloatZero: 0,
   F: 1.5,
-  SI: [3, 4, 5],
+  SI: [3n, 4n, 5n],
   SIEmpty: [],
   SB: [true, false],
-  MSI: { one: 1, two: 2, three: 3 },
-  MSIone: { one: 1 },
+  MSI: { one: 1n, two: 2n, three: 3n },
+  MSIone: { one: 1n },
   MSIEmpty: {},
   SMSI: [
-    { one: 1, two: 2 },
-    { eleven: 11, twelve: 12 },
+    { one: 1n, two: 2n },
+    { eleven: 11n, twelve: 12n },
   ],
-  Empty3: [7, 8],
+  Empty3: [7n, 8n],
   Empty4: { V: "UinEmpty" },
   Null: null,
   Pair: { Key: "/k", Value: "v" },
   Time: new GoTime(new Date(Date.UTC(2009, 10, 10, 23, 0, 0)), utc),
-  Map: new Map<string, number>([
-    ["b", 2],
-    ["a", 1],
+  Map: new Map<string, bigint>([
+    ["b", 2n],
+    ["a", 1n],
   ]),
-  PlusOne: (n: unknown) => (n as number) + 1,
+  PlusOne: (n: unknown) => (n as bigint) + 1n,
   Str: "it's",
 };
 
@@ -119,21 +119,21 @@ const cases: Case[] = [
   { name: "struct missing field", src: "{{.Pair.Nope}}", data: tVal, err: at("1:7", ".Pair.Nope", "can't evaluate field Nope in type memkv.KVPair") },
   { name: "struct field with args", src: "{{.Pair.Key 1}}", data: tVal, err: at("1:7", ".Pair.Key", "Key has arguments but cannot be invoked as function") },
   { name: "field of a string", src: "{{.X.Y}}", data: tVal, err: at("1:4", ".X.Y", "can't evaluate field Y in type string") },
-  { name: "field of int data", src: "hello, {{.X.Y}}", data: 0, err: at("1:11", ".X.Y", "can't evaluate field X in type int") },
+  { name: "field of int data", src: "hello, {{.X.Y}}", data: 0n, err: at("1:11", ".X.Y", "can't evaluate field X in type int") },
   { name: "field of null", src: "{{.Null.x}}", data: tVal, err: at("1:7", ".Null.x", "nil pointer evaluating interface {}.x") },
 
   // Dots of all kinds.
-  { name: "dot int", src: "<{{.}}>", data: 13, out: "<13>" },
+  { name: "dot int", src: "<{{.}}>", data: 13n, out: "<13>" },
   { name: "dot float", src: "<{{.}}>", data: 15.1, out: "<15.1>" },
   { name: "dot bool", src: "<{{.}}>", data: true, out: "<true>" },
   { name: "dot string", src: "<{{.}}>", data: "hello", out: "<hello>" },
-  { name: "dot slice", src: "<{{.}}>", data: [-1, -2, -3], out: "<[-1 -2 -3]>" },
-  { name: "dot map", src: "<{{.}}>", data: { two: 22 }, out: "<map[two:22]>" },
+  { name: "dot slice", src: "<{{.}}>", data: [-1n, -2n, -3n], out: "<[-1 -2 -3]>" },
+  { name: "dot map", src: "<{{.}}>", data: { two: 22n }, out: "<map[two:22]>" },
   { name: "dot struct", src: "<{{.}}>", data: { Key: "a", Value: "b" }, out: "<{a b}>" },
   { name: "nil data", src: "{{.}} {{.foo}} {{(.).foo}}", out: "<no value> <no value> <no value>" },
 
   // Variables.
-  { name: "$ int", src: "{{$}}", data: 123, out: "123" },
+  { name: "$ int", src: "{{$}}", data: 123n, out: "123" },
   { name: "$.I", src: "{{$.I}}", data: tVal, out: "17" },
   { name: "$.U.V", src: "{{$.U.V}}", data: tVal, out: "v" },
   { name: "declare in action", src: "{{$x := $.U.V}}{{$x}}", data: tVal, out: "v" },
@@ -298,10 +298,11 @@ const cases: Case[] = [
   { name: "eq strings", src: "{{eq `xy` `xy`}} {{eq `xy` `xyz`}} {{ne `xy` `xyz`}}", out: "true false true" },
   { name: "eq getv", src: '{{if eq (getv "/db/port") "3306"}}mysql{{end}}', out: "mysql" },
   { name: "lt le gt ge", src: "{{lt 1 2}} {{le 2 2}} {{gt 1 2}} {{ge 2 1}} {{lt 1.5 2.5}} {{lt `a` `b`}}", out: "true true false true true true" },
-  { name: "numbers compare across int and float", src: "{{eq 2 2.0}} {{lt 1 1.5}} {{gt 2.5 2}}", out: "true true true" },
+  { name: "an int and a float64 do not compare", src: "{{eq 2 2.0}}", err: at("1:2", "eq 2 2.0", "error calling eq: incompatible types for comparison: int and float64") },
+  { name: "float64s compare with float64s", src: "{{eq 2.0 2.0}} {{lt 1.0 1.5}} {{gt 2.5 2e0}}", out: "true true true" },
   { name: "eq nil", src: "{{eq .Null nil}} {{eq nil 0}} {{eq .Unknown .Null}}", data: tVal, out: "true false true" },
   { name: "eq structs", src: "{{eq .Pair .Pair}} {{eq (index .Pairs 0) (index .Pairs 1)}}", data: { ...tVal, Pairs: [{ Key: "a", Value: "1" }, { Key: "a", Value: "2" }] }, out: "true false" },
-  { name: "eq char", src: "{{eq . '.'}}", data: 46, out: "true" },
+  { name: "eq char", src: "{{eq . '.'}}", data: 46n, out: "true" },
   { name: "eq index of string", src: "{{eq (index `x` 0) 'x'}}", out: "true" },
   { name: "eq incompatible", src: "{{eq `xy` 1}}", err: at("1:2", "eq `xy` 1", "error calling eq: incompatible types for comparison: string and int") },
   { name: "eq missing argument", src: "{{eq 1}}", err: at("1:2", "eq 1", "error calling eq: missing argument for comparison") },
@@ -425,7 +426,7 @@ const cases: Case[] = [
   {
     name: "error in a nested template",
     src: 'line 1\nline 2\nline 3\n{{template "one" .}}\n{{define "one"}}{{template "two" .}}{{end}}\n{{define "two"}}{{template "three" .}}{{end}}\n{{define "three"}}{{index "hi" $}}{{end}}',
-    data: 5,
+    data: 5n,
     err: 'template: t:7:20: executing "three" at <index "hi" $>: error calling index: index out of range: 5',
   },
   { name: "multiple definition", src: "{{define `a`}}a{{end}}{{define `a`}}b{{end}}", parseErr: parseError(1, 'template: multiple definition of template "a"') },
@@ -548,6 +549,15 @@ const cases: Case[] = [
   { name: "raw string across lines", src: "{{ $v := `\n` }} {{", parseErr: parseError(2, "unclosed action") },
   { name: "max expression depth", src: `{{${"(".repeat(1001)}1${")".repeat(1001)}}}`, parseErr: parseError(1, "max expression depth exceeded") },
   { name: "paren nesting within the limit", src: '{{ ((( "1" ))) | printf }}', out: "1" },
+  // Go's number kinds, each checked against confd built with Go: ints and float64s print and compare as Go's.
+  { name: "a JSON number is a float64", src: '{{$v := json "{\\"f\\": 12345678}"}}{{$v.f}} {{printf "%T %v" $v.f $v.f}}', out: "1.2345678e+07 float64 1.2345678e+07" },
+  { name: "float constants are float64s", src: "{{1e6}} {{3.0}} {{0.1}} {{printf \"%T %T %T\" 1e6 1 'a'}}", out: "1e+06 3 0.1 float64 int int" },
+  { name: "functions return Go's ints", src: '{{printf "%T %T %T %T" (add 1 2) (len "ab") (atoi "3") (index (seq 1 2) 0)}}', out: "int int int int" },
+  { name: "range indexes are ints", src: '{{range $i, $e := .SI}}{{printf "%T" $i}}{{end}}', data: tVal, out: "intintint" },
+  { name: "print and println of float64s", src: '{{print 1.5 2 "a" 3e6}}|{{println 1e6 1e21 1e20}}', out: "1.5 2a3e+06|1e+06 1e+21 1e+20\n" },
+  { name: "printf of a float64 with other verbs", src: '{{printf "%s|%g|%d|%v|%.1f" 1e6 1e6 1e6 1e-7 80}}', out: "%!s(float64=1e+06)|1e+06|%!d(float64=1e+06)|1e-07|%!f(int=80)" },
+  { name: "index with a float64", src: "{{index .SI 1.0}}", data: tVal, err: at("1:2", "index .SI 1.0", "error calling index: cannot index slice/array with type float64") },
+  { name: "int arithmetic wraps at 64 bits", src: "{{add 9223372036854775807 1}}", out: "-9223372036854775808" },
   { name: "complex numbers", src: "{{1+2i}}", parseErr: parseError(1, "complex number 1+2i is not supported") },
 ];
 
