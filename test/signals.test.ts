@@ -73,3 +73,21 @@ test("a second SIGINT kills the running reload command and everything it started
   const state = existsSync(`/proc/${sleeper}/stat`) ? (readFileSync(`/proc/${sleeper}/stat`, "utf8").split(") ")[1]?.[0] ?? "X") : "X";
   expect(["Z", "X"]).toContain(state);
 });
+
+test("a data file that blocks (a FIFO) does not freeze the main thread: SIGTERM is heard, a second one exits at once", async () => {
+  const dir = join(tmp.path, "fifo-data");
+  writeTree(dir, {
+    "templates/app.hbs": 'v={{getv "/app/v"}}\n',
+    "conf.d/app.toml": `[template]\nsrc = "app.hbs"\ndest = ${JSON.stringify(join(dir, "out", "app.conf"))}\nkeys = ["/app"]\n`,
+    "out/.keep": "",
+  });
+  expect(Bun.spawnSync(["mkfifo", join(dir, "data.yaml")]).exitCode).toBe(0);
+  const child = spawnConfd(["-onetime", "-backend", "file", "-file", join(dir, "data.yaml"), "-confdir", dir, "-config-file", join(dir, "none"), "-log-level", "debug"]);
+  const stderr = new Lines(child.stderr);
+  // Nothing writes to the FIFO: the store read cannot finish.
+  await stderr.waitFor(/Retrieving 1 keys from the store/);
+  child.kill("SIGTERM");
+  await stderr.waitFor(/Received SIGTERM; finishing syncs in progress/);
+  child.kill("SIGTERM");
+  expect(await child.exited).toBe(143);
+});

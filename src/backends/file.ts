@@ -3,7 +3,8 @@
 // segments, numbers and booleans their text. Files are re-read on every getValues call, since they
 // are the store; the caller reads once per run for all resources. A data file may be hostile, so
 // flattening refuses self-referencing anchors, alias bombs and runaway nesting, naming the file.
-import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from "node:fs";
+import { statSync, watch, type FSWatcher } from "node:fs";
+import { readdir, readFile, stat } from "node:fs/promises";
 import { join, posix } from "node:path";
 import { decodeBytes, firstEscape } from "../bytes.ts";
 import { ConfdError, errnoText } from "../errors.ts";
@@ -17,9 +18,11 @@ export class FileClient implements StoreClient {
     private readonly filter: string,
   ) {}
 
+  // Reads are asynchronous: a data file that blocks (a FIFO, a stalled NFS mount) must not freeze the main
+  // thread, which has signals to answer.
   async getValues(keys: readonly string[]): Promise<Map<string, string>> {
     const all = new Map<string, string>();
-    for (const file of this.files()) flatten(file, parseFile(file), all);
+    for (const file of await this.files()) flatten(file, await parseFile(file), all);
     const values = new Map<string, string>();
     const wanted = keyFilter(keys);
     for (const [k, v] of all) if (wanted(k)) values.set(k, v);
@@ -27,16 +30,16 @@ export class FileClient implements StoreClient {
   }
 
   /** Every data file, in a stable order so that a key defined twice resolves the same way each run. */
-  files(): string[] {
+  async files(): Promise<string[]> {
     const out: string[] = [];
     for (const path of this.paths) {
       let isDir: boolean;
       try {
-        isDir = statSync(path).isDirectory();
+        isDir = (await stat(path)).isDirectory();
       } catch (err) {
         throw new ConfdError(`cannot read data file: ${errnoText(err)}`, { file: path });
       }
-      if (isDir) walk(path, this.filter, out);
+      if (isDir) await walk(path, this.filter, out);
       else out.push(path);
     }
     return out;
@@ -68,19 +71,19 @@ export class FileClient implements StoreClient {
   async close(): Promise<void> {}
 }
 
-function walk(dir: string, filter: string, out: string[]): void {
-  const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+async function walk(dir: string, filter: string, out: string[]): Promise<void> {
+  const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const entry of entries) {
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) walk(path, filter, out);
+    if (entry.isDirectory()) await walk(path, filter, out);
     else if (globMatch(filter, entry.name)) out.push(path);
   }
 }
 
-function parseFile(file: string): unknown {
+async function parseFile(file: string): Promise<unknown> {
   let text: string;
   try {
-    text = decodeBytes(readFileSync(file));
+    text = decodeBytes(await readFile(file));
   } catch (err) {
     throw new ConfdError(`cannot read data file: ${errnoText(err)}`, { file });
   }
