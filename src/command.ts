@@ -3,6 +3,7 @@
 // by the command cannot outlive it or keep us waiting on its output pipe.
 // Bun.spawn rather than node:child_process: it is native, where the node module costs every worker
 // thread about 1 ms and 0.5 MiB to load.
+import { setLongTimeout } from "./timer.ts";
 
 export interface CommandResult {
   ok: boolean;
@@ -58,7 +59,7 @@ export async function runCommand(command: string, options: CommandOptions): Prom
   options.running?.(child.pid, true);
   let timedOut = false;
   let killTimer: ReturnType<typeof setTimeout> | undefined;
-  const timer = setTimeout(() => {
+  const timer = setLongTimeout(() => {
     timedOut = true;
     killTree(child.pid, "SIGTERM", platform);
     killTimer = setTimeout(() => killTree(child.pid, "SIGKILL", platform), options.killGraceMs ?? 2000);
@@ -75,7 +76,7 @@ export async function runCommand(command: string, options: CommandOptions): Prom
   const drained = Promise.all([collect(child.stdout), collect(child.stderr)]);
   await child.exited;
   options.running?.(child.pid, false);
-  clearTimeout(timer);
+  timer.cancel();
   clearTimeout(killTimer);
   // After a timeout nothing of the group may survive the shell, whatever it did with SIGTERM.
   if (timedOut) killTree(child.pid, "SIGKILL", platform);

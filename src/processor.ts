@@ -6,6 +6,7 @@ import { ancestors, normalizeKey } from "./keys.ts";
 import type { StoreClient } from "./store.ts";
 import { describeError, withContext } from "./errors.ts";
 import { log } from "./log.ts";
+import { setLongTimeout } from "./timer.ts";
 import { storeKeys, type ResourceSpec } from "./resource.ts";
 import type { SyncOutcome } from "./sync.ts";
 
@@ -83,9 +84,9 @@ export async function runInterval(client: StoreClient, jobs: readonly Job[], int
 function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
+    const timer = setLongTimeout(done, ms);
     function done() {
-      clearTimeout(timer);
+      timer.cancel();
       signal.removeEventListener("abort", done);
       resolve();
     }
