@@ -146,7 +146,8 @@ describe("file backend", () => {
   });
 
   test("nesting is limited to 1000 levels, in JSON and YAML", async () => {
-    const nested = (levels: number) => "[".repeat(levels) + '"v"' + "]".repeat(levels);
+    // A map at the top (confd refuses anything else there), then lists.
+    const nested = (levels: number) => '{"k":' + "[".repeat(levels - 1) + '"v"' + "]".repeat(levels - 1) + "}";
     writeTree(tmp.path, {
       "deep/ok.json": nested(1000),
       "deep/over.json": nested(1001),
@@ -155,7 +156,7 @@ describe("file backend", () => {
       "deep/huge.yaml": nested(100_000),
     });
     const values = await new FileClient([join(tmp.path, "deep", "ok.json")], "*").getValues(["/"]);
-    expect([...values.keys()]).toEqual(["/0".repeat(1000)]);
+    expect([...values.keys()]).toEqual(["/k" + "/0".repeat(999)]);
     for (const name of ["over.json", "huge.json", "over.yaml"]) {
       const file = join(tmp.path, "deep", name);
       await expect(new FileClient([file], "*").getValues(["/"])).rejects.toMatchObject({
@@ -166,6 +167,29 @@ describe("file backend", () => {
     // Far beyond the limit, Bun.YAML.parse runs out of stack before the walk can count.
     const file = join(tmp.path, "deep", "huge.yaml");
     await expect(new FileClient([file], "*").getValues(["/"])).rejects.toMatchObject({ message: "invalid YAML: nested too deeply to parse", context: { file } });
+  });
+
+  test("many plain aliases of one block are allowed, as yaml.v2 counts them (keys and alias nodes included)", async () => {
+    const lines = ["base: &base {p: 1, q: 2}", ...Array.from({ length: 2000 }, (_, i) => `n${i}: *base`)];
+    writeTree(tmp.path, { "aliases/many.yaml": lines.join("\n") + "\n" });
+    const values = await new FileClient([join(tmp.path, "aliases", "many.yaml")], "*").getValues(["/n1999"]);
+    expect(values).toEqual(new Map([["/n1999/p", "1"], ["/n1999/q", "2"]]));
+  });
+
+  test("as confd reads YAML: the first document only, a mapping at the top, infinities as Go prints them", async () => {
+    writeTree(tmp.path, {
+      "docs/multi.yaml": "a: 1\n---\nb: 2\n",
+      "docs/inf.yaml": "p: .inf\nn: -.inf\nx: .nan\n",
+      "docs/list.yaml": "- a\n- b\n",
+      "docs/scalar.yaml": "just text\n",
+      "docs/list.json": '["a"]',
+    });
+    const read = (name: string) => new FileClient([join(tmp.path, "docs", name)], "*").getValues(["/"]);
+    expect(await read("multi.yaml")).toEqual(new Map([["/a", "1"]]));
+    expect(await read("inf.yaml")).toEqual(new Map([["/p", "+Inf"], ["/n", "-Inf"], ["/x", "NaN"]]));
+    await expect(read("list.yaml")).rejects.toThrow("invalid YAML: the top level is a list, not a mapping of keys (confd refuses it too)");
+    await expect(read("scalar.yaml")).rejects.toThrow("invalid YAML: the top level is a single value, not a mapping of keys");
+    await expect(read("list.json")).rejects.toThrow("invalid JSON: the top level is a list, not a mapping of keys");
   });
 
   test("a missing file names the file", async () => {

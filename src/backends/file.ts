@@ -89,11 +89,25 @@ async function parseFile(file: string): Promise<unknown> {
   }
   const escape = firstEscape(text);
   if (escape >= 0) throw notUtf8(file, text, escape);
+  let parsed: unknown;
   try {
-    return formatOf(file) === "JSON" ? JSON.parse(text) : Bun.YAML.parse(text);
+    parsed = formatOf(file) === "JSON" ? JSON.parse(text) : Bun.YAML.parse(text);
   } catch (err) {
     throw invalid(file, parseErrorText(err));
   }
+  const doc = firstDocument(parsed, text);
+  if (doc !== null && doc !== undefined && (typeof doc !== "object" || Array.isArray(doc))) {
+    throw invalid(file, `the top level is ${Array.isArray(doc) ? "a list" : "a single value"}, not a mapping of keys (confd refuses it too)`);
+  }
+  return doc;
+}
+
+/**
+ * Bun.YAML returns every document of a multi-document file as a list; confd (yaml.Unmarshal) reads the
+ * first document only. A top-level list looks the same, and is refused after this anyway.
+ */
+function firstDocument(parsed: unknown, text: string): unknown {
+  return Array.isArray(parsed) && /^(---|\.\.\.)(\s|$)/m.test(text) ? parsed[0] : parsed;
 }
 
 /**
@@ -136,26 +150,35 @@ interface Walk {
  * aliases multiply, and the cost surfaces here: six lines of nested aliases flatten to a million keys.
  */
 function flatten(file: string, data: unknown, out: Map<string, string>): void {
-  visit(data, "/", 0, false, { file, seen: new Set(), path: new Set(), nodes: 0, aliased: 0 }, out);
+  const walk: Walk = { file, seen: new Set(), path: new Set(), nodes: 0, aliased: 0 };
+  count(walk, false); // the document node, as yaml.v2 counts it
+  visit(data, "/", 0, false, walk, out);
 }
 
 /**
  * Keys are joined as Go's path.Join does, so a YAML key written "/database/host" stays one clean key.
  * `inAlias`: the node lies inside a container met before, so an alias is what brought the walk here.
+ * Nodes are counted as yaml.v2 decodes them: a map's keys too, and an alias itself before what it names,
+ * so that a file of many plain aliases (`nN: *base`) is allowed as confd allows it.
  */
 function visit(node: unknown, key: string, depth: number, inAlias: boolean, walk: Walk, out: Map<string, string>): void {
   const container = node !== null && typeof node === "object" ? node : undefined;
   if (container && walk.path.has(container)) throw invalid(walk.file, "anchor refers to itself", key);
-  const aliased = inAlias || (container !== undefined && walk.seen.has(container));
-  walk.nodes++;
-  if (aliased) walk.aliased++;
-  if (aliasingExcessive(walk.nodes, walk.aliased)) throw invalid(walk.file, "document contains excessive aliasing");
+  const isAlias = container !== undefined && walk.seen.has(container);
+  if (isAlias) count(walk, inAlias);
+  const aliased = inAlias || isAlias;
+  count(walk, aliased);
   if (container) {
     if (depth >= MAX_DEPTH) throw invalid(walk.file, `nested more than ${MAX_DEPTH} levels deep`);
     walk.seen.add(container);
     walk.path.add(container);
     if (Array.isArray(container)) container.forEach((item, i) => visit(item, posix.join(key, String(i)), depth + 1, aliased, walk, out));
-    else for (const [k, v] of Object.entries(container)) visit(v, posix.join(key, k), depth + 1, aliased, walk, out);
+    else {
+      for (const [k, v] of Object.entries(container)) {
+        count(walk, aliased);
+        visit(v, posix.join(key, k), depth + 1, aliased, walk, out);
+      }
+    }
     walk.path.delete(container);
   } else if (typeof node === "string") {
     out.set(key, node);
@@ -165,6 +188,12 @@ function visit(node: unknown, key: string, depth: number, inAlias: boolean, walk
     out.set(key, formatNumber(node));
   }
   // null: confd skips keys without a value.
+}
+
+function count(walk: Walk, aliased: boolean): void {
+  walk.nodes++;
+  if (aliased) walk.aliased++;
+  if (aliasingExcessive(walk.nodes, walk.aliased)) throw invalid(walk.file, "document contains excessive aliasing");
 }
 
 /**
@@ -208,6 +237,7 @@ function formatOf(file: string): "JSON" | "YAML" {
 
 /** Go's strconv.FormatFloat(f, 'f', -1, 64): never an exponent. */
 function formatNumber(n: number): string {
+  if (!Number.isFinite(n)) return Number.isNaN(n) ? "NaN" : n > 0 ? "+Inf" : "-Inf";
   const s = String(n);
   if (!/e/i.test(s)) return s;
   return n.toLocaleString("en-US", { useGrouping: false, maximumFractionDigits: 20 });
