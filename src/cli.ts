@@ -108,7 +108,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     await Promise.all(jobs.map((j) => j.worker.start().catch(() => {})));
     if (config.onetime) {
       const result = await processAll(client, jobs);
-      if (stop.signal.aborted) return 0;
       return result.failed + loadFailures > 0 ? 1 : 0;
     }
     if (config.watch) {

@@ -27,10 +27,17 @@ const NOTE_BYTES = 64;
 /** Above any diagonal's x: the backward search's "not reached yet". */
 const UNREACHED_BACKWARD = 0x7fffffff;
 
+/**
+ * A last line without its newline keeps a "\n" at its end, which no other line can have: it then differs
+ * from the same text with a newline, and is printed with diff's "\ No newline at end of file".
+ */
+const NO_NEWLINE = "\n";
+
 function lines(text: string): string[] {
   if (text === "") return [];
   const parts = text.split("\n");
   if (parts[parts.length - 1] === "") parts.pop();
+  else parts[parts.length - 1] += NO_NEWLINE;
   return parts;
 }
 
@@ -310,6 +317,11 @@ export function unifiedDiff(
     }
     dropped++;
   };
+  const line = (prefix: string, text: string) => {
+    if (!text.endsWith(NO_NEWLINE)) return emit(prefix, text);
+    emit(prefix, text.slice(0, -NO_NEWLINE.length));
+    emit("", "\\ No newline at end of file");
+  };
   emit("--- ", fromName);
   emit("+++ ", toName);
 
@@ -326,12 +338,12 @@ export function unifiedDiff(
     const aLength = at(h - 1, 1) + trail - aStart;
     const bLength = at(h - 1, 3) + trail - bStart;
     emit("", `@@ -${range(aStart + 1, aLength)} +${range(bStart + 1, bLength)} @@`);
-    for (let x = aStart; x < at(g, 0); x++) emit(" ", a[x]!);
+    for (let x = aStart; x < at(g, 0); x++) line(" ", a[x]!);
     for (let k = g; k < h; k++) {
-      for (let x = at(k, 0); x < at(k, 1); x++) emit("-", a[x]!);
-      for (let y = at(k, 2); y < at(k, 3); y++) emit("+", b[y]!);
+      for (let x = at(k, 0); x < at(k, 1); x++) line("-", a[x]!);
+      for (let y = at(k, 2); y < at(k, 3); y++) line("+", b[y]!);
       const next = k + 1 < h ? at(k + 1, 0) : at(k, 1) + trail;
-      for (let x = at(k, 1); x < next; x++) emit(" ", a[x]!);
+      for (let x = at(k, 1); x < next; x++) line(" ", a[x]!);
     }
     g = h;
   }

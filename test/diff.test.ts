@@ -192,3 +192,10 @@ test("inputs past the search's cost bound still get a correct diff", () => {
     expect(patch(diff, before)).toEqual(after);
   }
 });
+
+test("a missing newline at the end is a difference, shown as diff -u shows it", () => {
+  expect(unifiedDiff("a\nb\nNEW\n", "a\nb\nNEW", "old", "new")).toBe(
+    "--- old\n+++ new\n@@ -1,3 +1,3 @@\n a\n b\n-NEW\n+NEW\n\\ No newline at end of file\n",
+  );
+  expect(unifiedDiff("x\ny", "w\nx\ny", "old", "new")).toBe("--- old\n+++ new\n@@ -1,2 +1,3 @@\n+w\n x\n y\n\\ No newline at end of file\n");
+});
