@@ -91,3 +91,23 @@ test("a data file that blocks (a FIFO) does not freeze the main thread: SIGTERM 
   child.kill("SIGTERM");
   expect(await child.exited).toBe(143);
 });
+
+test("-onetime: a sync that fails after one SIGTERM still makes the exit status 1", async () => {
+  const dir = join(tmp.path, "fail-after-term");
+  const [ready, proceed] = [join(dir, "ready"), join(dir, "proceed")];
+  writeTree(dir, {
+    "templates/app.hbs": 'v={{getv "/app/v"}}\n',
+    "data.yaml": "app:\n  v: 1\n",
+    "conf.d/app.toml": `[template]\nsrc = "app.hbs"\ndest = ${JSON.stringify(join(dir, "out", "app.conf"))}\nkeys = ["/app"]\ncheck_cmd = "echo running > ${ready}; read x < ${proceed}; exit 1"\n`,
+    "out/.keep": "",
+  });
+  for (const fifo of [ready, proceed]) expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+  const child = spawnConfd(["-onetime", "-backend", "file", "-file", join(dir, "data.yaml"), "-confdir", dir, "-config-file", join(dir, "none")]);
+  const stderr = new Lines(child.stderr);
+  await Bun.file(ready).text();
+  child.kill("SIGTERM");
+  await stderr.waitFor(/Received SIGTERM; finishing syncs in progress/);
+  await Bun.write(proceed, "go\n");
+  expect(await child.exited).toBe(1);
+  await stderr.waitFor(/ERROR resource app: .*check_cmd exited with status 1/);
+});
