@@ -18,20 +18,36 @@ export function decodeBytes(bytes: Uint8Array): string {
   } catch {
     // Not valid UTF-8: decode the valid runs, escape the bytes between them.
   }
-  let out = "";
-  let start = 0;
-  let i = 0;
-  while (i < bytes.length) {
-    const n = sequenceLength(bytes, i);
-    if (n > 0) {
-      i += n;
+  // Into UTF-16 code units by hand: decoding each valid run between stray bytes separately costs a call
+  // and a string per run, which a Latin-1 file has by the hundred thousand.
+  const units = new Uint16Array(bytes.length);
+  let n = 0;
+  for (let i = 0; i < bytes.length; ) {
+    const c = bytes[i]!;
+    const length = c < 0x80 ? 1 : sequenceLength(bytes, i);
+    if (length === 0) {
+      units[n++] = ESCAPE_BASE + c;
+      i++;
       continue;
     }
-    out += lenient.decode(bytes.subarray(start, i)) + String.fromCharCode(ESCAPE_BASE + bytes[i]!);
-    start = ++i;
+    let point = length === 1 ? c : c & (0xff >> (length + 1));
+    for (let k = 1; k < length; k++) point = (point << 6) | (bytes[i + k]! & 0x3f);
+    if (point >= 0x10000) {
+      point -= 0x10000;
+      units[n++] = 0xd800 + (point >> 10);
+      units[n++] = 0xdc00 + (point & 0x3ff);
+    } else {
+      units[n++] = point;
+    }
+    i += length;
   }
-  return out + lenient.decode(bytes.subarray(start));
+  const parts: string[] = [];
+  for (let i = 0; i < n; i += CHUNK) parts.push(String.fromCharCode.apply(null, units.subarray(i, Math.min(n, i + CHUNK)) as unknown as number[]));
+  return parts.join("");
 }
+
+/** Code units per String.fromCharCode call: well under engines' argument limits. */
+const CHUNK = 8192;
 
 /** An escape not preceded by a high surrogate (a low surrogate after one is half of a real character). */
 const ESCAPES = /(?<![\uD800-\uDBFF])[\uDC80-\uDCFF]/g;
@@ -40,15 +56,36 @@ const ESCAPES = /(?<![\uD800-\uDBFF])[\uDC80-\uDCFF]/g;
 export function encodeText(text: string): Buffer {
   ESCAPES.lastIndex = 0;
   if (!ESCAPES.test(text)) return Buffer.from(text, "utf8");
-  const parts: Buffer[] = [];
-  let start = 0;
-  ESCAPES.lastIndex = 0;
-  for (let m = ESCAPES.exec(text); m; m = ESCAPES.exec(text)) {
-    parts.push(Buffer.from(text.slice(start, m.index), "utf8"), Buffer.of(text.charCodeAt(m.index) - ESCAPE_BASE));
-    start = m.index + 1;
+  const out = Buffer.allocUnsafe(byteLength(text));
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    let c = text.charCodeAt(i);
+    if (c < 0x80) {
+      out[n++] = c;
+      continue;
+    }
+    if (c >= 0xdc80 && c <= 0xdcff) {
+      out[n++] = c - ESCAPE_BASE;
+      continue;
+    }
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      c = 0x10000 + ((c - 0xd800) << 10) + (text.charCodeAt(++i) - 0xdc00);
+    } else if (c >= 0xd800 && c <= 0xdfff) {
+      c = 0xfffd; // any other lone surrogate, as Buffer.from writes it
+    }
+    if (c < 0x800) {
+      out[n++] = 0xc0 | (c >> 6);
+    } else if (c < 0x10000) {
+      out[n++] = 0xe0 | (c >> 12);
+      out[n++] = 0x80 | ((c >> 6) & 0x3f);
+    } else {
+      out[n++] = 0xf0 | (c >> 18);
+      out[n++] = 0x80 | ((c >> 12) & 0x3f);
+      out[n++] = 0x80 | ((c >> 6) & 0x3f);
+    }
+    out[n++] = 0x80 | (c & 0x3f);
   }
-  parts.push(Buffer.from(text.slice(start), "utf8"));
-  return Buffer.concat(parts);
+  return out;
 }
 
 /** How many bytes encodeText(text) has (Go's len of a string), without encoding it. */
@@ -80,15 +117,21 @@ export function firstEscape(text: string): number {
 function sequenceLength(b: Uint8Array, i: number): number {
   const c = b[i]!;
   if (c < 0x80) return 1;
-  const cont = (j: number, lo = 0x80, hi = 0xbf) => i + j < b.length && b[i + j]! >= lo && b[i + j]! <= hi;
-  if (c >= 0xc2 && c <= 0xdf) return cont(1) ? 2 : 0;
+  const left = b.length - i;
+  if (c >= 0xc2 && c <= 0xdf) return left >= 2 && (b[i + 1]! & 0xc0) === 0x80 ? 2 : 0;
   if (c >= 0xe0 && c <= 0xef) {
-    const [lo, hi] = c === 0xe0 ? [0xa0, 0xbf] : c === 0xed ? [0x80, 0x9f] : [0x80, 0xbf];
-    return cont(1, lo, hi) && cont(2) ? 3 : 0;
+    if (left < 3) return 0;
+    const d = b[i + 1]!;
+    const lo = c === 0xe0 ? 0xa0 : 0x80;
+    const hi = c === 0xed ? 0x9f : 0xbf;
+    return d >= lo && d <= hi && (b[i + 2]! & 0xc0) === 0x80 ? 3 : 0;
   }
   if (c >= 0xf0 && c <= 0xf4) {
-    const [lo, hi] = c === 0xf0 ? [0x90, 0xbf] : c === 0xf4 ? [0x80, 0x8f] : [0x80, 0xbf];
-    return cont(1, lo, hi) && cont(2) && cont(3) ? 4 : 0;
+    if (left < 4) return 0;
+    const d = b[i + 1]!;
+    const lo = c === 0xf0 ? 0x90 : 0x80;
+    const hi = c === 0xf4 ? 0x8f : 0xbf;
+    return d >= lo && d <= hi && (b[i + 2]! & 0xc0) === 0x80 && (b[i + 3]! & 0xc0) === 0x80 ? 4 : 0;
   }
   return 0;
 }
