@@ -69,6 +69,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     for (const warning of loaded.warnings) log.warning(warning);
   } catch (err) {
     if (err instanceof UsageError) return usageFailure(err);
+    // The configuration is not whole, but a log format asked for on the command line still holds.
+    if ((flags.logFormat ?? process.env.CONFD_LOG_FORMAT) === "json") configureLog({ format: "json" });
     log.fatal(describeError(withContext(err, {})));
     return 1;
   }

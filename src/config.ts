@@ -186,5 +186,8 @@ function validate(config: Config): void {
   if (config.templateEngine !== "go" && config.templateEngine !== "handlebars") {
     throw new ConfdError(`unknown template engine "${config.templateEngine}" (go, handlebars)`, { flag: "-template-engine" });
   }
-  if (!(config.interval > 0)) throw new ConfdError(`interval must be a positive number of seconds, got ${config.interval}`, { flag: "-interval" });
+  // Only where it is used: confd.toml's interval = 0 next to -onetime stops neither confd nor this.
+  if (!config.onetime && !config.watch && !(config.interval > 0)) {
+    throw new ConfdError(`interval must be a positive number of seconds, got ${config.interval}`, { flag: "-interval" });
+  }
 }

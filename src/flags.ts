@@ -66,6 +66,7 @@ function goFlagTokens(argv: readonly string[]): FlagToken[] {
       throw new UsageError(`unexpected argument ${JSON.stringify(stray)}: confd takes flags only (-name or -name=value)`);
     }
     const body = arg.slice(arg.startsWith("--") ? 2 : 1);
+    if (body === "" || body.startsWith("-") || body.startsWith("=")) throw new UsageError(`bad flag syntax: ${arg}`);
     const eq = body.indexOf("=");
     const name = eq < 0 ? body : body.slice(0, eq);
     const option = BY_FLAG.get(name);

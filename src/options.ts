@@ -147,9 +147,10 @@ export function parseOptionText(o: OptionSpec, text: string): string | boolean |
 
 /** Go's flag package's wording for a value it cannot read: `invalid boolean value "maybe" for -noop: parse error`. */
 export function invalidValue(o: OptionSpec, text: string, where: string): string {
-  return o.type === "boolean"
-    ? `invalid boolean value ${JSON.stringify(text)} for ${where}: parse error`
-    : `invalid value ${JSON.stringify(text)} for flag ${where}: parse error`;
+  if (o.type === "boolean") return `invalid boolean value ${JSON.stringify(text)} for ${where}: parse error`;
+  // Written as an integer, too big for one: Go says "value out of range" (here past 2^53, where Go's is 2^63).
+  const why = o.type === "number" && goIntDigits(text) !== undefined ? "value out of range" : "parse error";
+  return `invalid value ${JSON.stringify(text)} for flag ${where}: ${why}`;
 }
 
 /** Go's strconv.ParseBool, exactly: "yes" and "on" are not booleans to Go. */
@@ -160,13 +161,9 @@ const GO_BOOLEANS: ReadonlyMap<string, boolean> = new Map([
 
 /** strconv.ParseInt(s, 0, 64), limited to what a JavaScript number holds exactly. */
 export function parseGoInt(text: string): number | undefined {
-  const m = /^([+-]?)(0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|0[0-7_]*|[1-9][0-9_]*)$/.exec(text);
-  if (!m) return undefined;
-  let digits = m[2]!;
-  // Underscores only between digits or after a base prefix (Go's underscoreOK); the pattern above
-  // already keeps them from leading.
-  if (/__|_$/.test(digits)) return undefined;
-  digits = digits.replaceAll("_", "");
+  const parts = goIntDigits(text);
+  if (!parts) return undefined;
+  const { sign, digits } = parts;
   let value: number;
   if (/^0[xX]/.test(digits)) value = parseInt(digits.slice(2), 16);
   else if (/^0[oO]/.test(digits)) value = parseInt(digits.slice(2), 8);
@@ -174,5 +171,14 @@ export function parseGoInt(text: string): number | undefined {
   else if (digits.length > 1 && digits.startsWith("0")) value = parseInt(digits.slice(1), 8);
   else value = parseInt(digits, 10);
   if (!Number.isSafeInteger(value)) return undefined;
-  return m[1] === "-" ? -value || 0 : value;
+  return sign === "-" ? -value || 0 : value;
+}
+
+/** The sign and the digits (base prefix kept, underscores dropped) of text in Go's integer syntax. */
+function goIntDigits(text: string): { sign: string; digits: string } | undefined {
+  const m = /^([+-]?)(0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|0[0-7_]*|[1-9][0-9_]*)$/.exec(text);
+  // Underscores only between digits or after a base prefix (Go's underscoreOK); the pattern already
+  // keeps them from leading.
+  if (!m || /__|_$/.test(m[2]!)) return undefined;
+  return { sign: m[1]!, digits: m[2]!.replaceAll("_", "") };
 }

@@ -126,8 +126,10 @@ function readResource(file: string, name: string, options: LoadOptions, warnings
   if (src === "") throw new ConfdError(`key "src" is empty`, { file, key: "src" });
   if (dest === "") throw new ConfdError(`key "dest" is empty`, { file, key: "dest" });
   const srcPath = join(options.confdir, "templates", src);
-  if (!existsSync(srcPath) || !statSync(srcPath).isFile()) {
-    throw new ConfdError(`template ${srcPath} does not exist`, { file, key: "src" });
+  if (!existsSync(srcPath)) throw new ConfdError(`template ${srcPath} does not exist`, { file, key: "src" });
+  const kind = statSync(srcPath);
+  if (!kind.isFile()) {
+    throw new ConfdError(`template ${srcPath} is ${kind.isDirectory() ? "a directory" : "not a regular file"}`, { file, key: "src" });
   }
 
   if ((options.platform ?? process.platform) === "win32") {
@@ -240,18 +242,24 @@ function owner(
     throw new ConfdError(`set either "${idKey}" or "${nameKey}", not both`, { file, key: nameKey });
   }
   if (id !== undefined) {
-    if (typeof id !== "number" || !Number.isInteger(id) || id < -1) {
-      throw new ConfdError(`key "${idKey}" must be a non-negative integer, got ${JSON.stringify(id)}`, { file, key: idKey });
+    if (typeof id !== "number" || !Number.isInteger(id) || id < -1 || id > MAX_ID) {
+      throw new ConfdError(`key "${idKey}" must be an integer from 0 to ${MAX_ID}, got ${JSON.stringify(id)}`, { file, key: idKey });
     }
     return id === -1 ? undefined : id;
   }
   if (name === undefined) return undefined;
   if (typeof name !== "string") throw new ConfdError(`key "${nameKey}" must be a string`, { file, key: nameKey });
-  if (/^\d+$/.test(name)) return Number(name);
+  if (/^\d+$/.test(name)) {
+    if (Number(name) > MAX_ID) throw new ConfdError(`key "${nameKey}" must name an id from 0 to ${MAX_ID}, got ${name}`, { file, key: nameKey });
+    return Number(name);
+  }
   const resolved = lookup(name);
   if (resolved === undefined) throw new ConfdError(`unknown ${nameKey} "${name}"`, { file, key: nameKey });
   return resolved;
 }
+
+/** uid_t and gid_t are 32 bits; 2^32-1 is "no change" to chown(2). */
+const MAX_ID = 2 ** 32 - 2;
 
 /** Looks a user or group name up in a passwd-format file (name:x:id:...). */
 function lookupId(db: string, name: string): number | undefined {

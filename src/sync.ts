@@ -225,7 +225,12 @@ function replace(staged: string, dest: string, bytes: Uint8Array, old: Uint8Arra
  * disk fills up part way the old bytes can be put back (they fit: the file held them a moment ago).
  */
 function rewriteInPlace(dest: string, bytes: Uint8Array, old: Uint8Array, want: FileState): void {
-  const fd = openSync(dest, "r+");
+  let fd: number;
+  try {
+    fd = openSync(dest, "r+");
+  } catch (err) {
+    throw new ConfdError(`cannot rewrite bind-mounted destination in place: ${errnoText(err)}; destination left unchanged`, { file: dest });
+  }
   try {
     try {
       writeFully(fd, bytes, 0);

@@ -79,6 +79,13 @@ describe("logging", () => {
     expect(records.find((x) => String(x.msg).includes("has been updated"))).toMatchObject({ level: "info", resource: "app" });
   });
 
+  test("--log-format json holds for a configuration error too", async () => {
+    const { args } = appConfdir("jsonfatal", "app:\n  v: 1\n");
+    const r = await runConfd(["-log-format", "json", "-interval=-5", ...args]);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stderr.trim())).toMatchObject({ level: "fatal", msg: "flag -interval: interval must be a positive number of seconds, got -5" });
+  });
+
   test("secrets never reach the log, at any level", async () => {
     const { args } = appConfdir("secret", "app:\n  v: s3cr3t-value\n");
     const r = await runConfd(["-onetime", "-log-level", "debug", "-password", "hunter2-pw", "-auth-token", "tok-123456", ...args], {

@@ -56,6 +56,19 @@ describe("flags", () => {
     expect(parseFlags(["-prefix", "-odd", "-noop"])).toEqual({ prefix: "-odd", noop: true });
   });
 
+  test("Go's other flag messages: bad flag syntax, value out of range", () => {
+    expect(() => parseFlags(["---onetime"])).toThrow(new UsageError("bad flag syntax: ---onetime"));
+    expect(() => parseFlags(["-=x"])).toThrow(new UsageError("bad flag syntax: -=x"));
+    expect(() => parseFlags(["-interval=99999999999999999999"])).toThrow(new UsageError('invalid value "99999999999999999999" for flag -interval: value out of range'));
+  });
+
+  test("interval is checked only where it is used: 0 next to -onetime or -watch is no error", () => {
+    const none = join(tmp.path, "none.toml");
+    expect(loadConfig({ configFile: none, interval: 0, onetime: true }, {}).config.onetime).toBe(true);
+    expect(loadConfig({ configFile: none, interval: 0, watch: true }, {}).config.watch).toBe(true);
+    expect(() => loadConfig({ configFile: none, interval: 0 }, {})).toThrow("interval must be a positive number of seconds, got 0");
+  });
+
   test("integers as Go's flag package reads them (strconv.ParseInt base 0)", () => {
     expect(parseFlags(["-interval", "0x1e"])).toEqual({ interval: 30 });
     expect(parseFlags(["-interval=1_000"])).toEqual({ interval: 1000 });

@@ -71,6 +71,22 @@ describe("loading conf.d", () => {
     ]);
   });
 
+  test("a template that is a directory is named as one; an id beyond 32 bits is refused at load", () => {
+    const dir = confdir({
+      "templates/sub/x.hbs": "x",
+      "conf.d/dir.toml": '[template]\nsrc = "sub"\ndest = "/tmp/d"\n',
+      "conf.d/uid.toml": '[template]\nsrc = "t.hbs"\ndest = "/tmp/u"\nuid = 99999999999\n',
+      "conf.d/owner.toml": '[template]\nsrc = "t.hbs"\ndest = "/tmp/o"\nowner = "99999999999"\n',
+    });
+    const lines = loadResources({ confdir: dir, prefix: "" }).errors.map((e) => e.describe());
+    const f = (n: string) => join(dir, "conf.d", `${n}.toml`);
+    expect(lines).toEqual([
+      `resource dir: ${f("dir")}:2: template ${join(dir, "templates", "sub")} is a directory (key src)`,
+      `resource owner: ${f("owner")}:4: key "owner" must name an id from 0 to 4294967294, got 99999999999`,
+      `resource uid: ${f("uid")}:4: key "uid" must be an integer from 0 to 4294967294, got 99999999999`,
+    ]);
+  });
+
   test("the line is found for quoted and dotted keys too", () => {
     const dir = confdir({
       "conf.d/quoted.toml": '# comment\n[template]\nsrc = "t.hbs"\ndest = "/tmp/q"\n\n"mode" = 644\n',
