@@ -116,7 +116,7 @@ describe("authentication", () => {
     expect(err).toBeInstanceOf(ConfdError);
     expect((err as ConfdError).message).toMatch(/denied.*ACL token/);
     const wrong = await client([d.node], { authToken: "wrong" });
-    const err2 = await wrong.watchPrefix("/app", ["/app"], 0, never).catch((e: unknown) => e);
+    const err2 = await wrong.watchPrefix("/app", 0, never).catch((e: unknown) => e);
     expect((err2 as ConfdError).message).toContain("ACL not found");
     expect((err2 as ConfdError).message).not.toContain("wrong");
   });
@@ -177,7 +177,7 @@ describe("watchPrefix", () => {
     d.set("app/x", "1");
     d.set("other", "1");
     const c = await client([d.node]);
-    expect(await c.watchPrefix("/app", ["/app"], 0, never)).toBe(2);
+    expect(await c.watchPrefix("/app", 0, never)).toBe(2);
     expect(d.requests.at(-1)!.query.index).toBeUndefined();
   });
 
@@ -185,8 +185,8 @@ describe("watchPrefix", () => {
     const d = double();
     d.set("app/x", "1");
     const c = await client([d.node]);
-    const i0 = await c.watchPrefix("/app", ["/app"], 0, never);
-    const watch = c.watchPrefix("/app", ["/app"], i0, never);
+    const i0 = await c.watchPrefix("/app", 0, never);
+    const watch = c.watchPrefix("/app", i0, never);
     const held = await d.waitForRequest(blockingOn("/v1/kv/app", i0));
     expect(held.query.wait).toBe("60s");
     d.set("app/y", "2");
@@ -197,8 +197,8 @@ describe("watchPrefix", () => {
     const d = double();
     d.set("app/x", "1");
     const c = await client([d.node]);
-    const i0 = await c.watchPrefix("/app", ["/app"], 0, never);
-    const watch = track(c.watchPrefix("/app", ["/app"], i0, never));
+    const i0 = await c.watchPrefix("/app", 0, never);
+    const watch = track(c.watchPrefix("/app", i0, never));
     await d.waitForRequest(blockingOn("/v1/kv/app", i0));
     // Consul's recurse is a raw prefix: this moves the index of "app" and answers the held query...
     d.set("application/x", "noise");
@@ -218,10 +218,10 @@ describe("watchPrefix", () => {
     const d = double();
     d.set("app/x", "1");
     const c = await client([d.node]);
-    const i0 = await c.watchPrefix("/app", ["/app"], 0, never);
+    const i0 = await c.watchPrefix("/app", 0, never);
     d.set("app/x", "2");
     const started = performance.now();
-    expect(await c.watchPrefix("/app", ["/app"], i0, never)).toBe(d.index);
+    expect(await c.watchPrefix("/app", i0, never)).toBe(d.index);
     expect(performance.now() - started).toBeLessThan(500);
   });
 
@@ -230,20 +230,20 @@ describe("watchPrefix", () => {
     d.set("app/a", "1");
     d.set("app/b", "2");
     const c = await client([d.node]);
-    const i0 = await c.watchPrefix("/app", ["/app"], 0, never);
+    const i0 = await c.watchPrefix("/app", 0, never);
     expect(i0).toBe(3);
 
-    const first = c.watchPrefix("/app", ["/app"], i0, never);
+    const first = c.watchPrefix("/app", i0, never);
     await d.waitForRequest(blockingOn("/v1/kv/app", i0));
     d.resetIndex(2);
     expect(await first).toBe(2);
 
-    const second = c.watchPrefix("/app", ["/app"], 2, never);
+    const second = c.watchPrefix("/app", 2, never);
     await d.waitForRequest(blockingOn("/v1/kv/app", 2));
     d.set("app/a", "changed");
     expect(await second).toBe(3);
 
-    const third = c.watchPrefix("/app", ["/app"], 3, never);
+    const third = c.watchPrefix("/app", 3, never);
     await nextRequest(d, blockingOn("/v1/kv/app", 3));
     d.resetIndex(0);
     expect(await third).toBe(1);
@@ -259,8 +259,8 @@ describe("watchPrefix", () => {
     const d = double();
     d.set("app/x", "1");
     const c = await client([d.node]);
-    const i0 = await c.watchPrefix("/app", ["/app"], 0, never);
-    const watches = Array.from({ length: 20 }, (_, i) => c.watchPrefix("/app/", [`/app/k${i}`], i0, never));
+    const i0 = await c.watchPrefix("/app", 0, never);
+    const watches = Array.from({ length: 20 }, (_, i) => c.watchPrefix("/app/", i0, never));
     await d.waitForRequest(blockingOn("/v1/kv/app", i0));
     d.set("app/x", "2");
     expect(new Set(await Promise.all(watches))).toEqual(new Set([d.index]));
@@ -271,10 +271,10 @@ describe("watchPrefix", () => {
     const d = double();
     d.set("app/x", "1");
     const c = await client([d.node]);
-    const i0 = await c.watchPrefix("/app", ["/app"], 0, never);
+    const i0 = await c.watchPrefix("/app", 0, never);
     const [a, b] = [new AbortController(), new AbortController()];
-    const first = c.watchPrefix("/app", ["/app"], i0, a.signal);
-    const second = c.watchPrefix("/app", ["/app"], i0, b.signal);
+    const first = c.watchPrefix("/app", i0, a.signal);
+    const second = c.watchPrefix("/app", i0, b.signal);
     const held = await d.waitForRequest(blockingOn("/v1/kv/app", i0));
     a.abort(new Error("first stops"));
     await expect(first).rejects.toThrow("first stops");
@@ -283,7 +283,7 @@ describe("watchPrefix", () => {
     expect(await held.ended).toBe("answered");
 
     const last = new AbortController();
-    const third = c.watchPrefix("/app", ["/app"], d.index, last.signal);
+    const third = c.watchPrefix("/app", d.index, last.signal);
     const lastHeld = await d.waitForRequest(blockingOn("/v1/kv/app", d.index));
     last.abort(new Error("last stops"));
     await expect(third).rejects.toThrow("last stops");
@@ -293,13 +293,13 @@ describe("watchPrefix", () => {
   test("close() rejects pending watches and cancels their request", async () => {
     const d = double();
     const c = await connect({ ...defaults(), backend: "consul", nodes: [d.node] });
-    const i0 = await c.watchPrefix("/app", ["/app"], 0, never);
-    const watch = c.watchPrefix("/app", ["/app"], i0, never);
+    const i0 = await c.watchPrefix("/app", 0, never);
+    const watch = c.watchPrefix("/app", i0, never);
     const held = await d.waitForRequest(blockingOn("/v1/kv/app", i0));
     await c.close();
     await expect(watch).rejects.toThrow("closed");
     expect(await held.ended).toBe("abandoned");
-    await expect(c.watchPrefix("/app", ["/app"], i0, never)).rejects.toThrow("closed");
+    await expect(c.watchPrefix("/app", i0, never)).rejects.toThrow("closed");
   });
 });
 
@@ -310,8 +310,8 @@ describe("nodes", () => {
     const dead = `127.0.0.1:${freePort()}`;
     const c = await client([dead, d.node]);
     expect(await c.getValues(["/app"])).toEqual(new Map([["/app/x", "1"]]));
-    const i0 = await c.watchPrefix("/app", ["/app"], 0, never);
-    const watch = c.watchPrefix("/app", ["/app"], i0, never);
+    const i0 = await c.watchPrefix("/app", 0, never);
+    const watch = c.watchPrefix("/app", i0, never);
     await d.waitForRequest(blockingOn("/v1/kv/app", i0));
     d.set("app/x", "2");
     expect(await watch).toBe(d.index);
@@ -371,8 +371,8 @@ describe("nodes", () => {
     const d = double({ token });
     d.set("app/x", "1");
     const c = await client([d.node], { authToken: token, basicAuth: true, username: "u", password: "pw-do-not-print" });
-    const i0 = await c.watchPrefix("/app", ["/app"], 0, never);
-    const watch = c.watchPrefix("/app", ["/app"], i0, never);
+    const i0 = await c.watchPrefix("/app", 0, never);
+    const watch = c.watchPrefix("/app", i0, never);
     await d.waitForRequest(blockingOn("/v1/kv/app", i0));
 
     const started = performance.now();
@@ -386,10 +386,10 @@ describe("nodes", () => {
     expect(message).not.toContain(token);
     expect(message).not.toContain("pw-do-not-print");
     // While it is down, a retry fails as fast.
-    await expect(c.watchPrefix("/app", ["/app"], i0, never)).rejects.toThrow("cannot be reached");
+    await expect(c.watchPrefix("/app", i0, never)).rejects.toThrow("cannot be reached");
 
     d.restart();
-    const resumed = c.watchPrefix("/app", ["/app"], i0, never);
+    const resumed = c.watchPrefix("/app", i0, never);
     await nextRequest(d, blockingOn("/v1/kv/app", i0));
     d.set("app/x", "2");
     expect(await resumed).toBe(d.index);

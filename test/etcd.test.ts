@@ -166,12 +166,12 @@ describe("etcd backend", () => {
 
   test("watchPrefix with index 0 resolves at once with the current revision", async () => {
     const revision = await put(w, "/w0/k", "v");
-    expect(await c.watchPrefix("/w0", [], 0, signal)).toBe(revision);
+    expect(await c.watchPrefix("/w0", 0, signal)).toBe(revision);
   });
 
   test("a put under the prefix resolves a pending watch; a put to /application does not", async () => {
-    const start = await c.watchPrefix("/wp/app", [], 0, signal);
-    const pending = c.watchPrefix("/wp/app", [], start, signal);
+    const start = await c.watchPrefix("/wp/app", 0, signal);
+    const pending = c.watchPrefix("/wp/app", start, signal);
     await put(w, "/wp/application", "x");
     await put(w, "/wp/app-other", "x");
     const revision = await put(w, "/wp/app/x", "1");
@@ -181,24 +181,24 @@ describe("etcd backend", () => {
 
   test("a change made between two calls resolves the next call at once", async () => {
     // A watch already open on the prefix: the change is recorded while nobody waits.
-    const start = await c.watchPrefix("/wb/app", [], 0, signal);
-    const first = c.watchPrefix("/wb/app", [], start, signal);
+    const start = await c.watchPrefix("/wb/app", 0, signal);
+    const first = c.watchPrefix("/wb/app", start, signal);
     const r1 = await put(w, "/wb/app/a", "1");
     expect(await first).toBe(r1);
     const r2 = await put(w, "/wb/app/b", "2");
-    expect(await c.watchPrefix("/wb/app", [], r1, signal)).toBe(r2);
+    expect(await c.watchPrefix("/wb/app", r1, signal)).toBe(r2);
 
     // No watch on the prefix yet: etcd replays what happened after the index.
-    const index = await c.watchPrefix("/wb/fresh", [], 0, signal);
+    const index = await c.watchPrefix("/wb/fresh", 0, signal);
     const r3 = await put(w, "/wb/fresh", "3");
     await put(w, "/wb/freshness", "not under /wb/fresh");
-    expect(await c.watchPrefix("/wb/fresh", [], index, signal)).toBe(r3);
+    expect(await c.watchPrefix("/wb/fresh", index, signal)).toBe(r3);
   });
 
   test("a delete resolves the watch", async () => {
     await put(w, "/wd/k", "v");
-    const start = await c.watchPrefix("/wd", [], 0, signal);
-    const pending = c.watchPrefix("/wd", [], start, signal);
+    const start = await c.watchPrefix("/wd", 0, signal);
+    const pending = c.watchPrefix("/wd", start, signal);
     const deleted = Number((await w.delete().key("/wd/k").exec()).header.revision);
     expect(await pending).toBe(deleted);
   });
@@ -212,8 +212,8 @@ describe("etcd backend", () => {
     const watchers = () => metric(own, "etcd_debugging_mvcc_watcher_total");
     const streams = () => metric(own, "etcd_debugging_mvcc_watch_stream_total");
     const shared = await client({ nodes: [own.endpoint] });
-    const start = await shared.watchPrefix("/share", [], 0, signal);
-    const pending = Array.from({ length: 50 }, () => shared.watchPrefix("/share", [], start, signal));
+    const start = await shared.watchPrefix("/share", 0, signal);
+    const pending = Array.from({ length: 50 }, () => shared.watchPrefix("/share", start, signal));
     const revision = await put(ownWriter, "/share/k", "v");
     expect(await Promise.all(pending)).toEqual(Array(50).fill(revision));
     expect(await watchers()).toBe(1);
@@ -222,8 +222,8 @@ describe("etcd backend", () => {
 
     // 50 callers on 50 other prefixes, queued on the same stream behind a /share watch.
     const aborter = new AbortController();
-    const spread = Array.from({ length: 50 }, (_, i) => shared.watchPrefix(`/share-${i}`, [], revision, aborter.signal));
-    const sharedAgain = shared.watchPrefix("/share", [], revision, aborter.signal);
+    const spread = Array.from({ length: 50 }, (_, i) => shared.watchPrefix(`/share-${i}`, revision, aborter.signal));
+    const sharedAgain = shared.watchPrefix("/share", revision, aborter.signal);
     const r2 = await put(ownWriter, "/share-49/k", "v");
     const r3 = await put(ownWriter, "/share/k2", "v");
     expect(await spread[49]).toBe(r2);
@@ -249,15 +249,15 @@ describe("etcd backend", () => {
   });
 
   test("a compacted index resolves at once with the current revision", async () => {
-    const index = await c.watchPrefix("/cmp", [], 0, signal);
+    const index = await c.watchPrefix("/cmp", 0, signal);
     await put(w, "/cmp/a", "1");
     const current = await put(w, "/cmp/a", "2");
     await w.kv.compact({ revision: String(current), physical: true });
-    const { ms, result } = await elapsed(c.watchPrefix("/cmp", [], index, signal));
+    const { ms, result } = await elapsed(c.watchPrefix("/cmp", index, signal));
     expect(result).toEqual({ status: "fulfilled", value: current });
     expect(ms).toBeLessThan(2000);
     // The watch goes on from there.
-    const pending = c.watchPrefix("/cmp", [], current, signal);
+    const pending = c.watchPrefix("/cmp", current, signal);
     const next = await put(w, "/cmp/b", "3");
     expect(await pending).toBe(next);
   });
@@ -293,15 +293,15 @@ describe("etcd backend", () => {
 
   test("a watch on a dead node fails after the deadline, then follows the client to the next node", async () => {
     const dead = `http://127.0.0.1:${freePort()}`;
-    const index = await c.watchPrefix("/fw", [], 0, signal);
+    const index = await c.watchPrefix("/fw", 0, signal);
     const missed = await put(w, "/fw/k", "v");
     const multi = await client({ nodes: [dead, s.endpoint] });
-    const { ms, result } = await elapsed(multi.watchPrefix("/fw", [], index, signal));
+    const { ms, result } = await elapsed(multi.watchPrefix("/fw", index, signal));
     expect(result.status).toBe("rejected");
     expect(String(result.status === "rejected" && result.reason.message)).toContain(`cannot reach the etcd store at ${dead}`);
     expect(ms).toBeLessThan(6000);
     // The caller retries with the same index: the change made meanwhile is seen.
-    expect(await multi.watchPrefix("/fw", [], index, signal)).toBe(missed);
+    expect(await multi.watchPrefix("/fw", index, signal)).toBe(missed);
   });
 });
 
@@ -312,9 +312,9 @@ describe("etcd outage", () => {
     const c = await client({ nodes: [s.endpoint] });
     const signal = new AbortController().signal;
 
-    const index = await c.watchPrefix("/out", [], 0, signal);
+    const index = await c.watchPrefix("/out", 0, signal);
     // A watch that waits through the outage, and a change nobody watches yet, made just before it.
-    const pending = c.watchPrefix("/out/pending", [], index, signal);
+    const pending = c.watchPrefix("/out/pending", index, signal);
     const missed = await put(w, "/out/replay/k", "v");
     await s.kill();
 
@@ -322,8 +322,8 @@ describe("etcd outage", () => {
     const outcomes = await Promise.all([
       elapsed(pending),
       elapsed(c.getValues(["/out"])),
-      elapsed(c.watchPrefix("/out/other", [], index, signal)),
-      elapsed(c.watchPrefix("/out", [], 0, signal)),
+      elapsed(c.watchPrefix("/out/other", index, signal)),
+      elapsed(c.watchPrefix("/out", 0, signal)),
     ]);
     for (const { ms, result } of outcomes) {
       expect(result.status).toBe("rejected");
@@ -336,12 +336,12 @@ describe("etcd outage", () => {
 
     await s.restart();
     // Not watched before the outage: etcd replays from the old index.
-    expect(await c.watchPrefix("/out/replay", [], index, signal)).toBe(missed);
+    expect(await c.watchPrefix("/out/replay", index, signal)).toBe(missed);
     // Watched through the outage: the same watch reconnects and goes on. Having missed the stream for
     // a while, it may first answer early (the store moved on), which the caller answers by re-reading.
     const revision = await put(w, "/out/pending/k", "v");
     let seen = index;
-    for (let i = 0; i < 3 && seen < revision; i++) seen = await c.watchPrefix("/out/pending", [], seen, signal);
+    for (let i = 0; i < 3 && seen < revision; i++) seen = await c.watchPrefix("/out/pending", seen, signal);
     expect(seen).toBe(revision);
     expect(Object.fromEntries(await c.getValues(["/out"]))).toEqual({ "/out/replay/k": "v", "/out/pending/k": "v" });
   }, 30_000);
@@ -362,8 +362,8 @@ describe("etcd TLS and auth", () => {
     const tls = { clientCaKeys: files.caFile, clientCert: files.certFile, clientKey: files.keyFile };
     const c = await client({ nodes: [bare], ...tls });
     expect(Object.fromEntries(await c.getValues(["/tls"]))).toEqual({ "/tls/k": "secret-free" });
-    const index = await c.watchPrefix("/tls", [], 0, new AbortController().signal);
-    const pending = c.watchPrefix("/tls", [], index, new AbortController().signal);
+    const index = await c.watchPrefix("/tls", 0, new AbortController().signal);
+    const pending = c.watchPrefix("/tls", index, new AbortController().signal);
     const revision = await put(w, "/tls/k2", "v");
     expect(await pending).toBe(revision);
 

@@ -191,16 +191,16 @@ describe("watches with keyspace notifications", () => {
 
   test("notifications off and CONFIG allowed: the backend turns them on", async () => {
     expect(await r.config("GET", "notify-keyspace-events")).toEqual(["notify-keyspace-events", ""]);
-    const index = await within(c.watchPrefix("/on", ["/on"], 0, never), 5000, "first watch");
+    const index = await within(c.watchPrefix("/on", 0, never), 5000, "first watch");
     const flags = ((await r.config("GET", "notify-keyspace-events")) as string[])[1]!;
     for (const flag of "K$hgxe") expect(flags.replace("A", "g$lshzxet")).toContain(flag);
-    const next = c.watchPrefix("/on", ["/on"], index, never);
+    const next = c.watchPrefix("/on", index, never);
     await r.set("/on/k", "1");
     expect(await within(next, 3000, "watch after set")).toBeGreaterThan(index);
   });
 
   test("set, hset, hdel, del, expire and expiry each resolve a watch", async () => {
-    let index = await c.watchPrefix("/ev", ["/ev"], 0, never);
+    let index = await c.watchPrefix("/ev", 0, never);
     const steps: [string, () => Promise<unknown>][] = [
       ["set", () => r.set("/ev/a", "1")],
       ["hset", () => r.hset("/ev/h", "f", "1")],
@@ -214,7 +214,7 @@ describe("watches with keyspace notifications", () => {
       ["expiry", async () => {}],
     ];
     for (const [name, step] of steps) {
-      const next = c.watchPrefix("/ev", ["/ev"], index, never);
+      const next = c.watchPrefix("/ev", index, never);
       await step();
       const got = await within(next, 3000, name);
       expect(got).toBe(index + 1);
@@ -224,26 +224,26 @@ describe("watches with keyspace notifications", () => {
   });
 
   test("/application does not fire a watch on /app", async () => {
-    const index = await c.watchPrefix("/app", ["/app"], 0, never);
-    const marker = await c.watchPrefix("/zz", ["/zz"], 0, never);
+    const index = await c.watchPrefix("/app", 0, never);
+    const marker = await c.watchPrefix("/zz", 0, never);
     let fired = false;
-    const pending = c.watchPrefix("/app", ["/app"], index, never).then((i) => ((fired = true), i));
+    const pending = c.watchPrefix("/app", index, never).then((i) => ((fired = true), i));
     await r.set("/application", "x");
     await r.set("/application/y", "x");
     // Events arrive in order on one connection: once the marker's is in, /application's were too.
-    const markerNext = c.watchPrefix("/zz", ["/zz"], marker, never);
+    const markerNext = c.watchPrefix("/zz", marker, never);
     await r.set("/zz/m", "1");
     await within(markerNext, 3000, "marker");
     expect(fired).toBe(false);
-    expect(await c.watchPrefix("/app", ["/app"], 0, never)).toBe(index);
+    expect(await c.watchPrefix("/app", 0, never)).toBe(index);
     await r.set("/app", "mine");
     expect(await within(pending, 3000, "/app itself")).toBe(index + 1);
   });
 
   test("separator mode watches the mapped names, on the boundary", async () => {
     const sep = await client({ nodes: [`127.0.0.1:${s.port}`], separator: ":" });
-    const index = await sep.watchPrefix("/sw", ["/sw"], 0, never);
-    const next = sep.watchPrefix("/sw", ["/sw"], index, never);
+    const index = await sep.watchPrefix("/sw", 0, never);
+    const next = sep.watchPrefix("/sw", index, never);
     await r.set("swx:other", "1");
     await r.set("sw:k", "1");
     expect(await within(next, 3000, "separator watch")).toBe(index + 1);
@@ -251,21 +251,21 @@ describe("watches with keyspace notifications", () => {
 
   test("a watch in db 2 sees changes in db 2 only", async () => {
     const d2 = await client({ nodes: [`127.0.0.1:${s.port}/2`] });
-    const index = await d2.watchPrefix("/d", ["/d"], 0, never);
-    const next = d2.watchPrefix("/d", ["/d"], index, never);
+    const index = await d2.watchPrefix("/d", 0, never);
+    const next = d2.watchPrefix("/d", index, never);
     await r.set("/d/k", "db0");
     await admin(s, { db: 2 }).set("/d/k", "db2");
     expect(await within(next, 3000, "db 2 watch")).toBe(index + 1);
   });
 
   test("a change between two calls resolves the next call at once", async () => {
-    const index = await c.watchPrefix("/gap", ["/gap"], 0, never);
-    const marker = await c.watchPrefix("/gapm", ["/gapm"], 0, never);
+    const index = await c.watchPrefix("/gap", 0, never);
+    const marker = await c.watchPrefix("/gapm", 0, never);
     await r.set("/gap/k", "1");
-    const markerNext = c.watchPrefix("/gapm", ["/gapm"], marker, never);
+    const markerNext = c.watchPrefix("/gapm", marker, never);
     await r.set("/gapm/k", "1");
     await within(markerNext, 3000, "marker");
-    expect(await within(c.watchPrefix("/gap", ["/gap"], index, never), 100, "missed change")).toBe(index + 1);
+    expect(await within(c.watchPrefix("/gap", index, never), 100, "missed change")).toBe(index + 1);
   });
 
   test("10 callers, 5 updates in a row: every caller sees every update", async () => {
@@ -277,7 +277,7 @@ describe("watches with keyspace notifications", () => {
       let index = 0;
       try {
         for (;;) {
-          index = await c.watchPrefix("/many10", ["/many10"], index, stop.signal);
+          index = await c.watchPrefix("/many10", index, stop.signal);
           latest[n] = index;
           notify();
         }
@@ -296,7 +296,7 @@ describe("watches with keyspace notifications", () => {
       );
     await allPast(0);
     for (let update = 1; update <= 5; update++) {
-      const before = await c.watchPrefix("/many10", ["/many10"], 0, never);
+      const before = await c.watchPrefix("/many10", 0, never);
       await r.set("/many10/k", String(update));
       await allPast(before);
     }
@@ -305,9 +305,9 @@ describe("watches with keyspace notifications", () => {
   });
 
   test("abort rejects with the signal's reason", async () => {
-    const index = await c.watchPrefix("/abort", ["/abort"], 0, never);
+    const index = await c.watchPrefix("/abort", 0, never);
     const ac = new AbortController();
-    const pending = c.watchPrefix("/abort", ["/abort"], index, ac.signal);
+    const pending = c.watchPrefix("/abort", index, ac.signal);
     const reason = new Error("stopping");
     ac.abort(reason);
     expect(await within(pending.catch((e: unknown) => e), 100, "abort")).toBe(reason);
@@ -320,8 +320,8 @@ describe("watches with keyspace notifications", () => {
     const own = await connect({ ...defaults(), backend: "redis", nodes: [`127.0.0.1:${s.port}`] });
     const prefixes = Array.from({ length: 50 }, (_, i) => `/conn/p${i}`);
     const ac = new AbortController();
-    const indexes = await Promise.all(prefixes.map((p) => own.watchPrefix(p, [p], 0, never)));
-    const pending = prefixes.map((p, i) => own.watchPrefix(p, [p], indexes[i]!, ac.signal).catch(() => 0));
+    const indexes = await Promise.all(prefixes.map((p) => own.watchPrefix(p, 0, never)));
+    const pending = prefixes.map((p, i) => own.watchPrefix(p, indexes[i]!, ac.signal).catch(() => 0));
     await Promise.all(Array.from({ length: 20 }, () => own.getValues(["/conn"])));
     const during = establishedTo(s.port) - before;
     console.log(`redis connections with 50 watches and 20 reads in flight: ${during}`);
@@ -350,9 +350,9 @@ describe("CONFIG refused, notifications off", () => {
     configureLog({ sink: (line) => lines.push(line) });
     try {
       const c = await client({ nodes: [`127.0.0.1:${s.port}`], interval: 1 });
-      const [a, b] = await within(Promise.all([c.watchPrefix("/pa", ["/pa"], 0, never), c.watchPrefix("/pb", ["/pb"], 0, never)]), 5000, "first polls");
-      const next = c.watchPrefix("/pa", ["/pa"], a, never);
-      const nextB = c.watchPrefix("/pb", ["/pb"], b, never);
+      const [a, b] = await within(Promise.all([c.watchPrefix("/pa", 0, never), c.watchPrefix("/pb", 0, never)]), 5000, "first polls");
+      const next = c.watchPrefix("/pa", a, never);
+      const nextB = c.watchPrefix("/pb", b, never);
       await r.set("/pa/k", "1");
       expect(await within(next, 3000, "poll")).toBe(a + 1);
       await r.hset("/pb/h", "f", "1");
@@ -380,18 +380,18 @@ describe("server death and restart", () => {
   });
 
   test("after a restart, pending and next calls resolve, and notifications are back on", async () => {
-    const index = await c.watchPrefix("/r", ["/r"], 0, never);
-    const idle = await c.watchPrefix("/r2", ["/r2"], 0, never);
-    const pending = c.watchPrefix("/r", ["/r"], index, never);
+    const index = await c.watchPrefix("/r", 0, never);
+    const idle = await c.watchPrefix("/r2", 0, never);
+    const pending = c.watchPrefix("/r", index, never);
     await s.kill();
     await s.restart();
     expect(await within(pending, 5000, "pending watch after restart")).toBeGreaterThan(index);
     // Nobody waited on /r2 during the outage: its next call resolves at once.
-    expect(await within(c.watchPrefix("/r2", ["/r2"], idle, never), 1000, "idle prefix")).toBeGreaterThan(idle);
+    expect(await within(c.watchPrefix("/r2", idle, never), 1000, "idle prefix")).toBeGreaterThan(idle);
     expect((await c.getValues(["/r"])).get("/r/k")).toBe("1");
     // The restarted server forgot the CONFIG SET: the backend set it again.
-    const now = await c.watchPrefix("/r", ["/r"], 0, never);
-    const next = c.watchPrefix("/r", ["/r"], now, never);
+    const now = await c.watchPrefix("/r", 0, never);
+    const next = c.watchPrefix("/r", now, never);
     const r = new Redis({ host: "127.0.0.1", port: s.port });
     await r.set("/r/k", "2");
     await r.quit();
@@ -399,11 +399,11 @@ describe("server death and restart", () => {
   });
 
   test("a dead server: reads and watches reject within ~6 s; back up, the retried watch resolves", async () => {
-    const index = await c.watchPrefix("/r", ["/r"], 0, never);
+    const index = await c.watchPrefix("/r", 0, never);
     await s.kill();
     const started = Date.now();
     const [watchErr, readErr] = await Promise.all([
-      c.watchPrefix("/r", ["/r"], index, never).catch((e: unknown) => e),
+      c.watchPrefix("/r", index, never).catch((e: unknown) => e),
       c.getValues(["/r"]).catch((e: unknown) => e),
     ]);
     expect(Date.now() - started).toBeLessThan(6500);
@@ -412,7 +412,7 @@ describe("server death and restart", () => {
       expect((err as Error).message).toContain(`cannot reach redis at 127.0.0.1:${s.port}`);
     }
     await s.restart();
-    expect(await within(c.watchPrefix("/r", ["/r"], index, never), 6000, "retry after restart")).toBeGreaterThan(index);
+    expect(await within(c.watchPrefix("/r", index, never), 6000, "retry after restart")).toBeGreaterThan(index);
     expect((await c.getValues(["/r"])).get("/r/k")).toBe("2");
   });
 });

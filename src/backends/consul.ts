@@ -166,7 +166,7 @@ class ConsulClient implements StoreClient {
     return values;
   }
 
-  watchPrefix(prefix: string, _keys: readonly string[], waitIndex: number, signal: AbortSignal): Promise<number> {
+  watchPrefix(prefix: string, waitIndex: number, signal: AbortSignal): Promise<number> {
     if (signal.aborted) return Promise.reject(signal.reason);
     if (this.closed) return Promise.reject(closedError());
     const key = normalizeKey(prefix);

@@ -234,7 +234,7 @@ class EtcdClient implements StoreClient {
     return this.call(async (etcd) => Number((await etcd.kv.range({ key: Buffer.from("/"), count_only: true })).header.revision));
   }
 
-  async watchPrefix(prefix: string, _keys: readonly string[], waitIndex: number, signal: AbortSignal): Promise<number> {
+  async watchPrefix(prefix: string, waitIndex: number, signal: AbortSignal): Promise<number> {
     signal.throwIfAborted();
     if (this.closed) throw new ConfdError("the etcd client is closed");
     if (waitIndex === 0) return this.revision();

@@ -348,7 +348,7 @@ export class RedisClient implements StoreClient {
     return values;
   }
 
-  watchPrefix(prefix: string, _keys: readonly string[], waitIndex: number, signal: AbortSignal): Promise<number> {
+  watchPrefix(prefix: string, waitIndex: number, signal: AbortSignal): Promise<number> {
     if (signal.aborted) return Promise.reject(signal.reason);
     if (this.closed) return Promise.reject(new ConfdError("the redis client is closed"));
     const watch = this.watchFor(normalizeKey(prefix));
