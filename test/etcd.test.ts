@@ -10,7 +10,7 @@ import type { StoreClient } from "../src/store.ts";
 import { ConfdError } from "../src/errors.ts";
 import { defaults, type Config } from "../src/options.ts";
 import { createCertificates, startEtcd, type EtcdServer } from "./etcd-server.ts";
-import { freePort, CONFD_FIXTURE, tempDir } from "./helpers.ts";
+import { freePort, CONFD_FIXTURE, settlesAtOnce, tempDir } from "./helpers.ts";
 
 const servers: EtcdServer[] = [];
 const writers: Etcd3[] = [];
@@ -47,10 +47,9 @@ async function put(w: Etcd3, key: string, value: string): Promise<number> {
   return Number((await w.put(key).value(value).exec()).header.revision);
 }
 
-async function elapsed<T>(promise: Promise<T>): Promise<{ ms: number; result: PromiseSettledResult<T> }> {
-  const start = Date.now();
+async function outcome<T>(promise: Promise<T>): Promise<PromiseSettledResult<T>> {
   const [result] = await Promise.allSettled([promise]);
-  return { ms: Date.now() - start, result: result! };
+  return result!;
 }
 
 /** The message a promise rejects with. (bun 1.4.5's `expect(p).rejects` hung on etcd3's promises.) */
@@ -233,17 +232,20 @@ describe("etcd backend", () => {
     expect(connectionsTo(etcdPort)).toBe(2);
 
     const reason = new Error("stopped");
-    const aborted = elapsed(Promise.all(spread.slice(0, 49)));
+    const aborted = Promise.all(spread.slice(0, 49));
     aborter.abort(reason);
-    const { ms, result } = await aborted;
-    expect(result.status === "rejected" && result.reason).toBe(reason);
-    expect(ms).toBeLessThan(100);
+    // Rejected from what the client knows, without waiting for etcd to confirm the cancels.
+    expect(await settlesAtOnce(aborted)).toBe(true);
+    expect(await outcome(aborted)).toEqual({ status: "rejected", reason });
     // The 49 watches nobody waits on any more are cancelled in etcd; /share and /share-49 answered
-    // their callers and stay open for the next call.
-    for (let i = 0; i < 150 && (await watchers()) !== 2; i++) await Bun.sleep(20);
-    expect(await watchers()).toBe(2);
+    // their callers and stay open for the next call. etcd handles the requests of one watch stream in
+    // order: once a watch created after the cancels has seen a change, the cancels are done.
+    const marker = shared.watchPrefix("/share-marker", r3, signal);
+    const r4 = await put(ownWriter, "/share-marker/k", "v");
+    expect(await marker).toBe(r4);
+    expect(await watchers()).toBe(3);
+    // close() returns once etcd has confirmed every cancel.
     await shared.close();
-    for (let i = 0; i < 150 && (await watchers()) !== 0; i++) await Bun.sleep(20);
     expect(await watchers()).toBe(0);
     expect(connectionsTo(etcdPort)).toBe(1);
   });
@@ -253,9 +255,7 @@ describe("etcd backend", () => {
     await put(w, "/cmp/a", "1");
     const current = await put(w, "/cmp/a", "2");
     await w.kv.compact({ revision: String(current), physical: true });
-    const { ms, result } = await elapsed(c.watchPrefix("/cmp", index, signal));
-    expect(result).toEqual({ status: "fulfilled", value: current });
-    expect(ms).toBeLessThan(2000);
+    expect(await c.watchPrefix("/cmp", index, signal)).toBe(current);
     // The watch goes on from there.
     const pending = c.watchPrefix("/cmp", current, signal);
     const next = await put(w, "/cmp/b", "3");
@@ -296,17 +296,17 @@ describe("etcd backend", () => {
     const index = await c.watchPrefix("/fw", 0, signal);
     const missed = await put(w, "/fw/k", "v");
     const multi = await client({ nodes: [dead, s.endpoint] });
-    const { ms, result } = await elapsed(multi.watchPrefix("/fw", index, signal));
+    // Nothing answers: it fails after the deadline (~5 s; the test's timeout bounds it).
+    const result = await outcome(multi.watchPrefix("/fw", index, signal));
     expect(result.status).toBe("rejected");
     expect(String(result.status === "rejected" && result.reason.message)).toContain(`cannot reach the etcd store at ${dead}`);
-    expect(ms).toBeLessThan(6000);
     // The caller retries with the same index: the change made meanwhile is seen.
     expect(await multi.watchPrefix("/fw", index, signal)).toBe(missed);
   });
 });
 
 describe("etcd outage", () => {
-  test("a killed server: calls reject within ~6 s; after a restart the same index resumes", async () => {
+  test("a killed server: calls reject (within the ~5 s deadline); after a restart the same index resumes", async () => {
     const s = await server();
     const w = writer(s);
     const c = await client({ nodes: [s.endpoint] });
@@ -320,18 +320,17 @@ describe("etcd outage", () => {
 
     const message = `cannot reach the etcd store at ${s.endpoint}`;
     const outcomes = await Promise.all([
-      elapsed(pending),
-      elapsed(c.getValues(["/out"])),
-      elapsed(c.watchPrefix("/out/other", index, signal)),
-      elapsed(c.watchPrefix("/out", 0, signal)),
+      outcome(pending),
+      outcome(c.getValues(["/out"])),
+      outcome(c.watchPrefix("/out/other", index, signal)),
+      outcome(c.watchPrefix("/out", 0, signal)),
     ]);
-    for (const { ms, result } of outcomes) {
+    for (const result of outcomes) {
       expect(result.status).toBe("rejected");
       if (result.status === "rejected") {
         expect(result.reason).toBeInstanceOf(ConfdError);
         expect(result.reason.message).toContain(message);
       }
-      expect(ms).toBeLessThan(6000);
     }
 
     await s.restart();

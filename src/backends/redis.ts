@@ -197,8 +197,16 @@ class Link {
     });
   }
 
+  /** QUIT, then waits (within the reach timeout) for redis to close the connection: gone from its client list. */
   async close(): Promise<void> {
-    if (this.ready) await this.redis.quit().catch(() => {});
+    if (this.ready) {
+      const ended = new Promise<void>((resolve) => this.redis.once("end", resolve));
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      if (await this.redis.quit().then(() => true, () => false)) {
+        await Promise.race([ended, new Promise((resolve) => (timer = setTimeout(resolve, REACH_TIMEOUT_MS)))]);
+      }
+      clearTimeout(timer);
+    }
     this.redis.disconnect();
   }
 }
