@@ -1,27 +1,21 @@
 // The redis backend. It owns at most two connections to redis, whatever the number of watches: one for
-// commands (reads, pipelined) and one subscriber shared by every watch. Watches are driven by keyspace
-// notifications, turned on when the server allows it; otherwise the backend polls a fingerprint of the
-// values under each watched prefix. Key mapping follows confd: with a separator other than "/", the
-// key "/a/b" is stored as "a<sep>b"; a string key is one value, a hash key one value per field
-// ("/key/field"); anything else is ignored. Notifications sent while the subscriber is away are lost,
-// so when it comes back every watch resolves once and its callers re-read. An unreachable store
-// rejects reads and watches within about five seconds; ioredis keeps reconnecting, with backoff,
-// behind them.
-import { Redis } from "ioredis";
-import { existsSync } from "node:fs";
-import { decodeBytes, encodeText } from "../bytes.ts";
+// commands (reads, pipelined: redis-read.ts) and one subscriber shared by every watch; each fails over
+// between the nodes (redis-link.ts). Watches are driven by keyspace notifications, turned on when the
+// server allows it; otherwise the backend polls a fingerprint of the values under each watched prefix.
+// Keys are mapped as confd maps them (redis-keys.ts). Notifications sent while the subscriber is away
+// are lost, so when it comes back every watch resolves once and its callers re-read. An unreachable
+// store rejects reads and watches within about five seconds; ioredis keeps reconnecting, with
+// backoff, behind them.
+import type { Redis } from "ioredis";
 import { ConfdError } from "../errors.ts";
 import { log } from "../log.ts";
 import type { Config } from "../options.ts";
 import { keyFilter, normalizeKey } from "../keys.ts";
 import type { StoreClient } from "../store.ts";
+import { KeyMapper } from "./redis-keys.ts";
+import { isReplyError, Link, parseNode, REACH_TIMEOUT_MS, type Auth, type RedisNode } from "./redis-link.ts";
+import { readValues } from "./redis-read.ts";
 
-/** How long a read or a watch waits for a connection (or a command) before calling the store unreachable. */
-const REACH_TIMEOUT_MS = 5000;
-/** Per address tried: short enough that a second node is tried within REACH_TIMEOUT_MS. */
-const CONNECT_TIMEOUT_MS = 2000;
-const MAX_RECONNECT_DELAY_MS = 2000;
-const SCAN_COUNT = 1000;
 /**
  * Keyspace events a watch needs: K (the per-key channel), $ strings, h hashes, g generic (del, expire,
  * rename), x expired, e evicted. "A" is redis's alias for g$lshzxet.
@@ -29,191 +23,6 @@ const SCAN_COUNT = 1000;
 const REQUIRED_EVENTS = "K$hgxe";
 const ALIAS_A = "g$lshzxet";
 const KEYSPACE_CHANNEL = /^__keyspace@\d+__:/;
-
-interface RedisNode {
-  /** As the user wrote it: used in messages, and holds no secret. */
-  label: string;
-  db: number;
-  path?: string;
-  host?: string;
-  port?: number;
-}
-
-/**
- * "host:port", "host", "[::1]:6379", any of them followed by "/<db>", or a unix socket path (which
- * exists, or starts with "/"). Like confd, a path that exists is a socket even if it ends in "/<digits>".
- */
-function parseNode(text: string): RedisNode {
-  let address = text;
-  let db = 0;
-  const withDb = /^(.+)\/(\d+)$/.exec(text);
-  if (withDb && !existsSync(text)) {
-    address = withDb[1]!;
-    db = Number(withDb[2]);
-  }
-  if (address.startsWith("/") || existsSync(address)) return { label: text, db, path: address };
-  const hostPort = /^(?:\[([^\]]+)\]|([^:/[\]]+))(?::(\d+))?$/.exec(address);
-  const port = hostPort?.[3] === undefined ? 6379 : Number(hostPort[3]);
-  if (!hostPort || port < 1 || port > 65535) {
-    throw new ConfdError(`invalid redis node "${text}": expected host:port, host:port/db or a unix socket path`, { flag: "-node" });
-  }
-  return { label: text, db, host: hostPort[1] ?? hostPort[2], port };
-}
-
-function escapeGlob(s: string): string {
-  return s.replace(/[\\*?[\]]/g, "\\$&");
-}
-
-/** confd's key mapping between "/a/b" and the stored name, for one separator. */
-class KeyMapper {
-  constructor(private readonly separator: string) {}
-
-  toRedis(key: string): string {
-    return this.separator === "/" ? key : key.replace(/^\//, "").split("/").join(this.separator);
-  }
-
-  fromRedis(name: string): string {
-    const rooted = name.startsWith("/") ? name : "/" + name;
-    return this.separator === "/" ? rooted : rooted.split(this.separator).join("/");
-  }
-
-  /** SCAN pattern for the keys strictly below `key`: the separator after it is the "/" boundary. */
-  below(key: string): string {
-    return key === "/" ? "*" : escapeGlob(this.toRedis(key)) + this.separator + "*";
-  }
-
-  /**
-   * Channel glob (after "__keyspace@<db>__:") for `prefix` and everything starting with it. It also
-   * matches "/application" for "/app": events are checked against the "/" boundary on arrival.
-   */
-  watched(prefix: string): string {
-    return prefix === "/" ? "*" : escapeGlob(this.toRedis(prefix)) + "*";
-  }
-}
-
-function isReplyError(err: unknown): boolean {
-  return err instanceof Error && err.name === "ReplyError";
-}
-
-function isWrongType(err: unknown): boolean {
-  return isReplyError(err) && (err as Error).message.startsWith("WRONGTYPE");
-}
-
-interface Auth {
-  username?: string;
-  password?: string;
-}
-
-/**
- * One ioredis connection that fails over: ioredis reconnects by itself (with backoff), and when an
- * attempt fails before the connection was ever ready, the next attempt goes to the next node.
- * ioredis reads host, port, path and db from its options object on every connect, so we rewrite them.
- */
-class Link {
-  readonly redis: Redis;
-  private cursor = 0;
-  private wasReady = false;
-  private lastError: Error | undefined;
-
-  constructor(
-    private readonly nodes: readonly RedisNode[],
-    auth: Auth,
-    role: string,
-  ) {
-    this.redis = new Redis({
-      ...addressOf(nodes[0]!),
-      ...auth,
-      connectionName: `confd-${role}`,
-      connectTimeout: CONNECT_TIMEOUT_MS,
-      commandTimeout: REACH_TIMEOUT_MS,
-      // Fail fast instead of queueing: the caller backs off and retries, and an unreachable store
-      // must not pile up commands.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      // Subscriptions are renewed by the client, since the db in the channel name may change on failover.
-      autoResubscribe: false,
-      retryStrategy: (attempt) => this.nextAttempt(attempt),
-    });
-    this.redis.on("error", (err: Error) => {
-      this.lastError = err;
-      log.debug(`redis ${role} connection to ${this.node.label}: ${err.message}`);
-    });
-    this.redis.on("ready", () => {
-      this.wasReady = true;
-      this.lastError = undefined;
-    });
-  }
-
-  get node(): RedisNode {
-    return this.nodes[this.cursor]!;
-  }
-
-  get ready(): boolean {
-    return this.redis.status === "ready";
-  }
-
-  private nextAttempt(attempt: number): number {
-    if (!this.wasReady && this.nodes.length > 1) {
-      this.cursor = (this.cursor + 1) % this.nodes.length;
-      Object.assign(this.redis.options, addressOf(this.node));
-    }
-    this.wasReady = false;
-    return Math.min(50 * 2 ** attempt, MAX_RECONNECT_DELAY_MS);
-  }
-
-  /** The error a caller sees: which store, and why, never a password. */
-  unreachable(detail?: string): ConfdError {
-    const where = this.nodes.length === 1 ? `at ${this.nodes[0]!.label}` : `at any of ${this.nodes.map((n) => n.label).join(", ")}`;
-    const why = detail ?? this.lastError?.message ?? `no answer within ${REACH_TIMEOUT_MS / 1000}s`;
-    return new ConfdError(`cannot reach redis ${where}: ${why}`);
-  }
-
-  /** Errors from commands: redis's own replies as they are, anything else as "cannot reach". */
-  storeError(err: unknown): ConfdError {
-    if (err instanceof ConfdError) return err;
-    if (isReplyError(err)) return new ConfdError(`redis: ${(err as Error).message}`);
-    return this.unreachable(err instanceof Error ? err.message : String(err));
-  }
-
-  whenReady(): Promise<void> {
-    if (this.ready) return Promise.resolve();
-    if (this.redis.status === "end") return Promise.reject(new ConfdError("the redis client is closed"));
-    return new Promise((resolve, reject) => {
-      const settle = (outcome: () => void) => {
-        clearTimeout(timer);
-        this.redis.off("ready", onReady);
-        this.redis.off("error", onError);
-        outcome();
-      };
-      const timer = setTimeout(() => settle(() => reject(this.unreachable())), REACH_TIMEOUT_MS);
-      const onReady = () => settle(resolve);
-      // A refusal from the server itself (wrong password, say) will not go away by waiting.
-      const onError = (err: Error) => {
-        if (isReplyError(err)) settle(() => reject(this.unreachable(err.message)));
-      };
-      this.redis.on("ready", onReady);
-      this.redis.on("error", onError);
-    });
-  }
-
-  /** QUIT, then waits (within the reach timeout) for redis to close the connection: gone from its client list. */
-  async close(): Promise<void> {
-    if (this.ready) {
-      const ended = new Promise<void>((resolve) => this.redis.once("end", resolve));
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      if (await this.redis.quit().then(() => true, () => false)) {
-        await Promise.race([ended, new Promise((resolve) => (timer = setTimeout(resolve, REACH_TIMEOUT_MS)))]);
-      }
-      clearTimeout(timer);
-    }
-    this.redis.disconnect();
-  }
-}
-
-function addressOf(node: RedisNode): { host?: string; port?: number; path?: string; db: number } {
-  return node.path ? { path: node.path, host: undefined, port: undefined, db: node.db } : { host: node.host, port: node.port, path: undefined, db: node.db };
-}
 
 interface Waiter {
   readonly waitIndex: number;
@@ -287,73 +96,10 @@ export class RedisClient implements StoreClient {
     const wanted = [...new Set(keys.map((k) => normalizeKey(k.replace(/\/\*$/, ""))))];
     await this.cmd.whenReady();
     try {
-      return await this.read(wanted);
+      return await readValues(this.cmd.redis, this.keys, wanted);
     } catch (err) {
       throw this.cmd.storeError(err);
     }
-  }
-
-  /**
-   * Breadth-first, one pipeline per round trip: the keys themselves and a SCAN per subtree, then the
-   * values of what the scans found (and the next scan pages), then the hashes among them. A few round
-   * trips whatever the number of keys.
-   */
-  private async read(wanted: readonly string[]): Promise<Map<string, string>> {
-    const values = new Map<string, string>();
-    const inScope = keyFilter(wanted);
-    const add = (name: string, value: string) => {
-      const key = this.keys.fromRedis(name);
-      if (inScope(key)) values.set(key, value);
-    };
-    const requested = new Set<string>();
-    let strings = [...new Set(wanted.map((k) => this.keys.toRedis(k)))];
-    for (const name of strings) requested.add(name);
-    let hashes: string[] = [];
-    let scans = wanted.map((k) => ({ match: this.keys.below(k), cursor: "0" }));
-
-    while (strings.length + hashes.length + scans.length > 0) {
-      // Names and values as bytes (bytes.ts): a value that is not UTF-8 is copied, not replaced by U+FFFD.
-      const pipeline = this.cmd.redis.pipeline();
-      for (const name of strings) pipeline.getBuffer(encodeText(name));
-      for (const name of hashes) pipeline.callBuffer("HGETALL", encodeText(name));
-      for (const scan of scans) pipeline.callBuffer("SCAN", scan.cursor, "MATCH", encodeText(scan.match), "COUNT", SCAN_COUNT);
-      const replies = await pipeline.exec();
-      if (!replies) throw new Error("pipeline discarded");
-      let i = 0;
-      const nextStrings: string[] = [];
-      const nextHashes: string[] = [];
-      const nextScans: typeof scans = [];
-      for (const name of strings) {
-        const [err, value] = replies[i++]!;
-        // Not a string: maybe a hash, asked for in the next round.
-        if (isWrongType(err)) nextHashes.push(name);
-        else if (err) throw err;
-        else if (value instanceof Uint8Array) add(name, decodeBytes(value));
-      }
-      for (const name of hashes) {
-        const [err, fields] = replies[i++]!;
-        if (isWrongType(err)) continue; // a list, set or other type: not a value
-        if (err) throw err;
-        const flat = fields as Buffer[];
-        for (let f = 0; f + 1 < flat.length; f += 2) add(`${name}/${decodeBytes(flat[f]!)}`, decodeBytes(flat[f + 1]!));
-      }
-      for (const scan of scans) {
-        const [err, page] = replies[i++]!;
-        if (err) throw err;
-        const [cursorBytes, foundBytes] = page as [Buffer, Buffer[]];
-        const cursor = cursorBytes.toString();
-        for (const name of foundBytes.map(decodeBytes)) {
-          if (requested.has(name)) continue;
-          requested.add(name);
-          nextStrings.push(name);
-        }
-        if (cursor !== "0") nextScans.push({ match: scan.match, cursor });
-      }
-      strings = nextStrings;
-      hashes = nextHashes;
-      scans = nextScans;
-    }
-    return values;
   }
 
   watchPrefix(prefix: string, waitIndex: number, signal: AbortSignal): Promise<number> {
