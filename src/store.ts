@@ -14,9 +14,11 @@ export interface StoreClient {
    * is not lost: the next call, given the index the last one returned, resolves at once. Resolving
    * when nothing changed is allowed (after a reconnect, say, when the client cannot know what it
    * missed): the caller then re-reads. Rejects when the store cannot be reached (the caller retries
-   * with backoff and the same index) and with the signal's reason when aborted.
+   * with backoff and the same index) and with the signal's reason when aborted. A prefix, no key
+   * list: the data plane (watch.ts) watches once each subtree that its resources read, so every change
+   * under the prefix is one that some resource reads.
    */
-  watchPrefix(prefix: string, keys: readonly string[], waitIndex: number, signal: AbortSignal): Promise<number>;
+  watchPrefix(prefix: string, waitIndex: number, signal: AbortSignal): Promise<number>;
   close(): Promise<void>;
 }
 

@@ -14,8 +14,6 @@ import { backoff, WorkerCrashError } from "./workers.ts";
 
 export interface Watch {
   prefix: string;
-  /** The store keys under this prefix, for backends that watch keys rather than subtrees. */
-  keys: string[];
   jobs: Job[];
 }
 
@@ -28,7 +26,6 @@ export function planWatches(jobs: readonly Job[]): Watch[] {
   const all = new Set([...keysOf.values()].flat());
   return subtrees([...all]).map((prefix) => ({
     prefix,
-    keys: [...all].filter((k) => ancestors(k).includes(prefix)).sort(),
     jobs: jobs.filter((j) => keysOf.get(j)!.some((k) => ancestors(k).includes(prefix))),
   }));
 }
@@ -129,7 +126,10 @@ export async function runWatch(client: StoreClient, jobs: readonly Job[], signal
     let index = 0;
     while (!signal.aborted) {
       try {
-        index = await client.watchPrefix(w.prefix, w.keys, index, signal);
+        const since = index;
+        index = await client.watchPrefix(w.prefix, index, signal);
+        // Which watch fired, and when: the trace of what woke a resource (tests read it too).
+        log.debug(since === 0 ? `Watch on ${w.prefix} started at index ${index}` : `Watch on ${w.prefix} woke at index ${index}`);
         health.ok();
         markDirty(w.jobs);
       } catch (err) {

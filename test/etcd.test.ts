@@ -10,7 +10,7 @@ import type { StoreClient } from "../src/store.ts";
 import { ConfdError } from "../src/errors.ts";
 import { defaults, type Config } from "../src/options.ts";
 import { createCertificates, startEtcd, type EtcdServer } from "./etcd-server.ts";
-import { freePort, CONFD_FIXTURE, tempDir } from "./helpers.ts";
+import { freePort, CONFD_FIXTURE, settlesAtOnce, tempDir } from "./helpers.ts";
 
 const servers: EtcdServer[] = [];
 const writers: Etcd3[] = [];
@@ -47,10 +47,9 @@ async function put(w: Etcd3, key: string, value: string): Promise<number> {
   return Number((await w.put(key).value(value).exec()).header.revision);
 }
 
-async function elapsed<T>(promise: Promise<T>): Promise<{ ms: number; result: PromiseSettledResult<T> }> {
-  const start = Date.now();
+async function outcome<T>(promise: Promise<T>): Promise<PromiseSettledResult<T>> {
   const [result] = await Promise.allSettled([promise]);
-  return { ms: Date.now() - start, result: result! };
+  return result!;
 }
 
 /** The message a promise rejects with. (bun 1.4.5's `expect(p).rejects` hung on etcd3's promises.) */
@@ -166,12 +165,12 @@ describe("etcd backend", () => {
 
   test("watchPrefix with index 0 resolves at once with the current revision", async () => {
     const revision = await put(w, "/w0/k", "v");
-    expect(await c.watchPrefix("/w0", [], 0, signal)).toBe(revision);
+    expect(await c.watchPrefix("/w0", 0, signal)).toBe(revision);
   });
 
   test("a put under the prefix resolves a pending watch; a put to /application does not", async () => {
-    const start = await c.watchPrefix("/wp/app", [], 0, signal);
-    const pending = c.watchPrefix("/wp/app", [], start, signal);
+    const start = await c.watchPrefix("/wp/app", 0, signal);
+    const pending = c.watchPrefix("/wp/app", start, signal);
     await put(w, "/wp/application", "x");
     await put(w, "/wp/app-other", "x");
     const revision = await put(w, "/wp/app/x", "1");
@@ -181,24 +180,24 @@ describe("etcd backend", () => {
 
   test("a change made between two calls resolves the next call at once", async () => {
     // A watch already open on the prefix: the change is recorded while nobody waits.
-    const start = await c.watchPrefix("/wb/app", [], 0, signal);
-    const first = c.watchPrefix("/wb/app", [], start, signal);
+    const start = await c.watchPrefix("/wb/app", 0, signal);
+    const first = c.watchPrefix("/wb/app", start, signal);
     const r1 = await put(w, "/wb/app/a", "1");
     expect(await first).toBe(r1);
     const r2 = await put(w, "/wb/app/b", "2");
-    expect(await c.watchPrefix("/wb/app", [], r1, signal)).toBe(r2);
+    expect(await c.watchPrefix("/wb/app", r1, signal)).toBe(r2);
 
     // No watch on the prefix yet: etcd replays what happened after the index.
-    const index = await c.watchPrefix("/wb/fresh", [], 0, signal);
+    const index = await c.watchPrefix("/wb/fresh", 0, signal);
     const r3 = await put(w, "/wb/fresh", "3");
     await put(w, "/wb/freshness", "not under /wb/fresh");
-    expect(await c.watchPrefix("/wb/fresh", [], index, signal)).toBe(r3);
+    expect(await c.watchPrefix("/wb/fresh", index, signal)).toBe(r3);
   });
 
   test("a delete resolves the watch", async () => {
     await put(w, "/wd/k", "v");
-    const start = await c.watchPrefix("/wd", [], 0, signal);
-    const pending = c.watchPrefix("/wd", [], start, signal);
+    const start = await c.watchPrefix("/wd", 0, signal);
+    const pending = c.watchPrefix("/wd", start, signal);
     const deleted = Number((await w.delete().key("/wd/k").exec()).header.revision);
     expect(await pending).toBe(deleted);
   });
@@ -212,8 +211,8 @@ describe("etcd backend", () => {
     const watchers = () => metric(own, "etcd_debugging_mvcc_watcher_total");
     const streams = () => metric(own, "etcd_debugging_mvcc_watch_stream_total");
     const shared = await client({ nodes: [own.endpoint] });
-    const start = await shared.watchPrefix("/share", [], 0, signal);
-    const pending = Array.from({ length: 50 }, () => shared.watchPrefix("/share", [], start, signal));
+    const start = await shared.watchPrefix("/share", 0, signal);
+    const pending = Array.from({ length: 50 }, () => shared.watchPrefix("/share", start, signal));
     const revision = await put(ownWriter, "/share/k", "v");
     expect(await Promise.all(pending)).toEqual(Array(50).fill(revision));
     expect(await watchers()).toBe(1);
@@ -222,8 +221,8 @@ describe("etcd backend", () => {
 
     // 50 callers on 50 other prefixes, queued on the same stream behind a /share watch.
     const aborter = new AbortController();
-    const spread = Array.from({ length: 50 }, (_, i) => shared.watchPrefix(`/share-${i}`, [], revision, aborter.signal));
-    const sharedAgain = shared.watchPrefix("/share", [], revision, aborter.signal);
+    const spread = Array.from({ length: 50 }, (_, i) => shared.watchPrefix(`/share-${i}`, revision, aborter.signal));
+    const sharedAgain = shared.watchPrefix("/share", revision, aborter.signal);
     const r2 = await put(ownWriter, "/share-49/k", "v");
     const r3 = await put(ownWriter, "/share/k2", "v");
     expect(await spread[49]).toBe(r2);
@@ -233,31 +232,32 @@ describe("etcd backend", () => {
     expect(connectionsTo(etcdPort)).toBe(2);
 
     const reason = new Error("stopped");
-    const aborted = elapsed(Promise.all(spread.slice(0, 49)));
+    const aborted = Promise.all(spread.slice(0, 49));
     aborter.abort(reason);
-    const { ms, result } = await aborted;
-    expect(result.status === "rejected" && result.reason).toBe(reason);
-    expect(ms).toBeLessThan(100);
+    // Rejected from what the client knows, without waiting for etcd to confirm the cancels.
+    expect(await settlesAtOnce(aborted)).toBe(true);
+    expect(await outcome(aborted)).toEqual({ status: "rejected", reason });
     // The 49 watches nobody waits on any more are cancelled in etcd; /share and /share-49 answered
-    // their callers and stay open for the next call.
-    for (let i = 0; i < 150 && (await watchers()) !== 2; i++) await Bun.sleep(20);
-    expect(await watchers()).toBe(2);
+    // their callers and stay open for the next call. etcd handles the requests of one watch stream in
+    // order: once a watch created after the cancels has seen a change, the cancels are done.
+    const marker = shared.watchPrefix("/share-marker", r3, signal);
+    const r4 = await put(ownWriter, "/share-marker/k", "v");
+    expect(await marker).toBe(r4);
+    expect(await watchers()).toBe(3);
+    // close() returns once etcd has confirmed every cancel.
     await shared.close();
-    for (let i = 0; i < 150 && (await watchers()) !== 0; i++) await Bun.sleep(20);
     expect(await watchers()).toBe(0);
     expect(connectionsTo(etcdPort)).toBe(1);
   });
 
   test("a compacted index resolves at once with the current revision", async () => {
-    const index = await c.watchPrefix("/cmp", [], 0, signal);
+    const index = await c.watchPrefix("/cmp", 0, signal);
     await put(w, "/cmp/a", "1");
     const current = await put(w, "/cmp/a", "2");
     await w.kv.compact({ revision: String(current), physical: true });
-    const { ms, result } = await elapsed(c.watchPrefix("/cmp", [], index, signal));
-    expect(result).toEqual({ status: "fulfilled", value: current });
-    expect(ms).toBeLessThan(2000);
+    expect(await c.watchPrefix("/cmp", index, signal)).toBe(current);
     // The watch goes on from there.
-    const pending = c.watchPrefix("/cmp", [], current, signal);
+    const pending = c.watchPrefix("/cmp", current, signal);
     const next = await put(w, "/cmp/b", "3");
     expect(await pending).toBe(next);
   });
@@ -293,55 +293,54 @@ describe("etcd backend", () => {
 
   test("a watch on a dead node fails after the deadline, then follows the client to the next node", async () => {
     const dead = `http://127.0.0.1:${freePort()}`;
-    const index = await c.watchPrefix("/fw", [], 0, signal);
+    const index = await c.watchPrefix("/fw", 0, signal);
     const missed = await put(w, "/fw/k", "v");
     const multi = await client({ nodes: [dead, s.endpoint] });
-    const { ms, result } = await elapsed(multi.watchPrefix("/fw", [], index, signal));
+    // Nothing answers: it fails after the deadline (~5 s; the test's timeout bounds it).
+    const result = await outcome(multi.watchPrefix("/fw", index, signal));
     expect(result.status).toBe("rejected");
     expect(String(result.status === "rejected" && result.reason.message)).toContain(`cannot reach the etcd store at ${dead}`);
-    expect(ms).toBeLessThan(6000);
     // The caller retries with the same index: the change made meanwhile is seen.
-    expect(await multi.watchPrefix("/fw", [], index, signal)).toBe(missed);
+    expect(await multi.watchPrefix("/fw", index, signal)).toBe(missed);
   });
 });
 
 describe("etcd outage", () => {
-  test("a killed server: calls reject within ~6 s; after a restart the same index resumes", async () => {
+  test("a killed server: calls reject (within the ~5 s deadline); after a restart the same index resumes", async () => {
     const s = await server();
     const w = writer(s);
     const c = await client({ nodes: [s.endpoint] });
     const signal = new AbortController().signal;
 
-    const index = await c.watchPrefix("/out", [], 0, signal);
+    const index = await c.watchPrefix("/out", 0, signal);
     // A watch that waits through the outage, and a change nobody watches yet, made just before it.
-    const pending = c.watchPrefix("/out/pending", [], index, signal);
+    const pending = c.watchPrefix("/out/pending", index, signal);
     const missed = await put(w, "/out/replay/k", "v");
     await s.kill();
 
     const message = `cannot reach the etcd store at ${s.endpoint}`;
     const outcomes = await Promise.all([
-      elapsed(pending),
-      elapsed(c.getValues(["/out"])),
-      elapsed(c.watchPrefix("/out/other", [], index, signal)),
-      elapsed(c.watchPrefix("/out", [], 0, signal)),
+      outcome(pending),
+      outcome(c.getValues(["/out"])),
+      outcome(c.watchPrefix("/out/other", index, signal)),
+      outcome(c.watchPrefix("/out", 0, signal)),
     ]);
-    for (const { ms, result } of outcomes) {
+    for (const result of outcomes) {
       expect(result.status).toBe("rejected");
       if (result.status === "rejected") {
         expect(result.reason).toBeInstanceOf(ConfdError);
         expect(result.reason.message).toContain(message);
       }
-      expect(ms).toBeLessThan(6000);
     }
 
     await s.restart();
     // Not watched before the outage: etcd replays from the old index.
-    expect(await c.watchPrefix("/out/replay", [], index, signal)).toBe(missed);
+    expect(await c.watchPrefix("/out/replay", index, signal)).toBe(missed);
     // Watched through the outage: the same watch reconnects and goes on. Having missed the stream for
     // a while, it may first answer early (the store moved on), which the caller answers by re-reading.
     const revision = await put(w, "/out/pending/k", "v");
     let seen = index;
-    for (let i = 0; i < 3 && seen < revision; i++) seen = await c.watchPrefix("/out/pending", [], seen, signal);
+    for (let i = 0; i < 3 && seen < revision; i++) seen = await c.watchPrefix("/out/pending", seen, signal);
     expect(seen).toBe(revision);
     expect(Object.fromEntries(await c.getValues(["/out"]))).toEqual({ "/out/replay/k": "v", "/out/pending/k": "v" });
   }, 30_000);
@@ -362,8 +361,8 @@ describe("etcd TLS and auth", () => {
     const tls = { clientCaKeys: files.caFile, clientCert: files.certFile, clientKey: files.keyFile };
     const c = await client({ nodes: [bare], ...tls });
     expect(Object.fromEntries(await c.getValues(["/tls"]))).toEqual({ "/tls/k": "secret-free" });
-    const index = await c.watchPrefix("/tls", [], 0, new AbortController().signal);
-    const pending = c.watchPrefix("/tls", [], index, new AbortController().signal);
+    const index = await c.watchPrefix("/tls", 0, new AbortController().signal);
+    const pending = c.watchPrefix("/tls", index, new AbortController().signal);
     const revision = await put(w, "/tls/k2", "v");
     expect(await pending).toBe(revision);
 

@@ -131,3 +131,17 @@ export function freePort(): number {
   server.stop(true);
   return port;
 }
+
+/**
+ * Whether `promise` settles before the event loop's next turn: "at once" (from what the code already
+ * knows), told apart from "after more I/O or a timer" without reading a clock.
+ */
+export async function settlesAtOnce(promise: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  promise.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+  return settled;
+}

@@ -79,11 +79,13 @@ function watchSetup(store: StoreUnderTest, prefix: string, resources: { name: st
   /** Waits until `name` has been updated `times` times in all (counting from the start). */
   const updated = (name: string, times = 1) =>
     stderr.waitForCount(new RegExp(`Target config ${join(dir, "out", name).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} has been updated`), times);
+  /** How many times the watch on `sub` (under the prefix) has woken for a change, from the data plane's debug log. */
+  const woke = (sub: string) => stderr.seen.filter((l) => l.includes(`Watch on ${prefix}${sub} woke at index`)).length;
   const stop = async () => {
     child.kill("SIGTERM");
     expect(await child.exited).toBe(0);
   };
-  return { dir, out, updated, stop, stderr };
+  return { dir, out, updated, woke, stop, stderr };
 }
 
 for (const [name, make] of Object.entries(stores)) {
@@ -112,8 +114,16 @@ for (const [name, make] of Object.entries(stores)) {
         await Promise.all([w.updated("one", 3), w.updated("two", 3)]);
         expect(w.out("one")).toBe("/app/b=x\n");
         expect(w.out("two")).toBe("a=none\n");
-        // Changes under /app never woke the watch on /application.
-        expect(w.stderr.seen.filter((l) => l.includes("out/three has been updated"))).toHaveLength(1);
+        // Each watch wakes for changes under its own prefix only: /app and /application are siblings.
+        // A watch hears of changes in the order they were made, so once it has woken for a later
+        // change, a wake-up for an earlier one would have been logged already.
+        await store.put(`${p}/application/c`, "changed");
+        await w.updated("three", 2);
+        expect(w.out("three")).toBe("changed\n");
+        await store.put(`${p}/app/b`, "y");
+        await w.updated("one", 4);
+        expect(w.woke("/application")).toBe(1);
+        expect(w.woke("/app")).toBe(3);
       } finally {
         await w.stop();
       }

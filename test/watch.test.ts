@@ -35,7 +35,7 @@ class MemoryStore implements StoreClient {
     return new Map([...this.data].filter(([k]) => wanted(k)));
   }
 
-  async watchPrefix(prefix: string, _keys: readonly string[], waitIndex: number, signal: AbortSignal): Promise<number> {
+  async watchPrefix(prefix: string, waitIndex: number, signal: AbortSignal): Promise<number> {
     this.watchCalls++;
     this.inflightWatches++;
     this.maxInflightWatches = Math.max(this.maxInflightWatches, this.inflightWatches);

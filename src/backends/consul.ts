@@ -1,8 +1,9 @@
 // The consul backend: confd's reads of Consul's KV store, through the consul package, and watches built
 // on Consul's blocking queries. It owns the connection settings (nodes and failover between them,
-// scheme, TLS, basic auth, ACL token) and one shared blocking-query loop per watched prefix, which
-// tells a real change under the prefix from an index that moved for other keys, handles the index
-// going backwards, and rate-limits itself as Consul's blocking-query documentation asks.
+// scheme, TLS, basic auth, ACL token), the listing of a prefix (a blocking query when given an index)
+// and the rate limit Consul's blocking-query documentation asks of loops; the watch core
+// (../watch-core.ts) runs the loop, shared per prefix, and tells a change under the prefix from an
+// index that moved for other keys or went backwards.
 import { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
 import http, { type IncomingMessage } from "node:http";
@@ -16,6 +17,7 @@ import type { Config } from "../options.ts";
 import { decodeBytes } from "../bytes.ts";
 import { keyFilter, normalizeKey, subtrees } from "../keys.ts";
 import type { StoreClient } from "../store.ts";
+import { listingWatch, SharedWatches, type Listing, type Pace } from "../watch-core.ts";
 
 const DEFAULT_NODE = "127.0.0.1:8500";
 /** A node that has not accepted the connection by then is taken as down, and the next one is tried. */
@@ -25,12 +27,7 @@ const REQUEST_TIMEOUT_MS = 10_000;
 /** How long one blocking query may be held. Consul adds up to wait/16 of its own to spread wake-ups. */
 const WAIT_MS = 60_000;
 const BLOCKING_TIMEOUT_MS = WAIT_MS + WAIT_MS / 16 + REQUEST_TIMEOUT_MS;
-/**
- * Consul's advice for blocking loops: no pause in the happy case, but degrade to polling when results
- * churn. A token bucket with a burst of 2, refilled one request a second; once it runs dry the wait
- * also gets a random part (2% of the blocking wait) so that the instances a churning key woke together
- * do not come back together.
- */
+/** blockingPace(): a burst of 2 requests, then one a second, with up to 2% of the blocking wait of jitter. */
 const RATE_BURST = 2;
 const RATE_REFILL_MS = 1_000;
 const RATE_JITTER_MS = WAIT_MS / 50;
@@ -53,12 +50,6 @@ export async function connect(config: Config, options: ConsulConnectOptions = {}
   const token = config.authToken || env.CONSUL_HTTP_TOKEN || undefined;
   const nodes = (config.nodes.length > 0 ? config.nodes : [DEFAULT_NODE]).map((node) => new ConsulNode(nodeUrl(node, scheme), headers, token, tls));
   return new ConsulClient(nodes);
-}
-
-/** A KV listing: the X-Consul-Index of the answer and the pairs under the asked-for key (raw prefix). */
-interface Listing {
-  index: number;
-  pairs: KvPair[];
 }
 
 interface KvPair {
@@ -118,8 +109,11 @@ class ConsulNode {
     this.kv = new Consul(options).kv as unknown as KvApi;
   }
 
-  /** The pairs under `key`; with an index above 0, a blocking query that waits for it to be passed. */
-  async list(key: string, index: number, signal: AbortSignal): Promise<Listing> {
+  /**
+   * The pairs under `key` (a raw prefix: "app" lists "application" too) and the X-Consul-Index of the
+   * answer; with an index above 0, a blocking query that waits for it to be passed.
+   */
+  async list(key: string, index: number, signal: AbortSignal): Promise<{ index: number; pairs: KvPair[] }> {
     signal.throwIfAborted();
     // papi aborts the request when its context emits "cancel".
     const ctx = Object.assign(new EventEmitter(), { includeResponse: true as const });
@@ -144,8 +138,14 @@ class ConsulNode {
 class ConsulClient implements StoreClient {
   /** The node that answered last, tried first: failover sticks instead of retrying a dead node each time. */
   private preferred = 0;
-  private readonly watches = new Map<string, PrefixWatch>();
   private closed = false;
+  private readonly watches = new SharedWatches({
+    store: "consul",
+    source: listingWatch({ list: (prefix, index, signal) => this.list(prefix, index, signal), pace: blockingPace }),
+    // Listings report their own failures (a node that does not connect in time among them): the
+    // deadline only bounds close().
+    deadlineMs: CONNECT_TIMEOUT_MS,
+  });
 
   constructor(private readonly nodes: readonly ConsulNode[]) {}
 
@@ -157,36 +157,23 @@ class ConsulClient implements StoreClient {
     // Consul's recurse is a raw string prefix ("app" lists "application"): keep the "/" boundary.
     const wanted = keyFilter(keys);
     const values = new Map<string, string>();
-    for (const { pairs } of listings) {
-      for (const pair of pairs) {
-        const key = storeKey(pair.Key);
-        if (wanted(key)) values.set(key, pair.Value ? decodeBytes(pair.Value) : "");
-      }
-    }
+    for (const listing of listings) for (const [key, value] of listing.values) if (wanted(key)) values.set(key, value);
     return values;
   }
 
-  watchPrefix(prefix: string, _keys: readonly string[], waitIndex: number, signal: AbortSignal): Promise<number> {
-    if (signal.aborted) return Promise.reject(signal.reason);
-    if (this.closed) return Promise.reject(closedError());
-    const key = normalizeKey(prefix);
-    let watch = this.watches.get(key);
-    if (!watch) {
-      watch = new PrefixWatch(key, (index, abort) => this.list(key, index, abort));
-      this.watches.set(key, watch);
-    }
-    return watch.wait(waitIndex, signal);
+  watchPrefix(prefix: string, waitIndex: number, signal: AbortSignal): Promise<number> {
+    return this.watches.wait(prefix, waitIndex, signal);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const watch of this.watches.values()) watch.fail(closedError());
+    await this.watches.close();
     for (const node of this.nodes) node.close();
   }
 
   /** Lists `key` (absolute), trying each node in turn from the preferred one while they cannot be reached. */
-  private async list(key: string, index: number, signal: AbortSignal): Promise<Listing> {
+  private async list(key: string, index: number, signal: AbortSignal): Promise<Listing & { index: number }> {
     // confd strips the leading "/" for Consul, whose keys have none, and adds it back on results.
     const consulKey = key.replace(/^\/+/, "");
     const failures: string[] = [];
@@ -194,9 +181,9 @@ class ConsulClient implements StoreClient {
       const n = (this.preferred + i) % this.nodes.length;
       const node = this.nodes[n]!;
       try {
-        const listing = await node.list(consulKey, index, signal);
+        const { index: at, pairs } = await node.list(consulKey, index, signal);
         this.preferred = n;
-        return listing;
+        return { index: at, values: new Map(pairs.map((pair) => [storeKey(pair.Key), pair.Value ? decodeBytes(pair.Value) : ""])) };
       } catch (err) {
         if (signal.aborted) throw signal.reason;
         const status = statusOf(err);
@@ -209,136 +196,22 @@ class ConsulClient implements StoreClient {
   }
 }
 
-interface Waiter {
-  waitIndex: number;
-  signal: AbortSignal;
-  resolve(index: number): void;
-  reject(err: unknown): void;
-  onAbort(): void;
-}
-
 /**
- * The blocking-query loop of one prefix, shared by every caller watching it. It runs while someone
- * waits, and keeps what it last saw between runs, so that each answer is compared with the previous
- * one: callers are woken only when the values under the prefix differ, not whenever the index moved.
+ * Consul's advice for blocking loops: no pause in the happy case, but degrade to polling when results
+ * churn. A token bucket with a burst of 2, refilled one request a second; once it runs dry the wait
+ * also gets a random part (2% of the blocking wait) so that the instances a churning key woke
+ * together do not come back together. Each request takes its token when it is paced: the debt
+ * carries over.
  */
-class PrefixWatch {
-  /** The X-Consul-Index last seen for the prefix; 0 before the first answer. */
-  private index = 0;
-  /** The values under the prefix (on the "/" boundary) at `index`. */
-  private values = new Map<string, string>();
-  /** The index at which the values were last seen to change (or could not be compared). */
-  private changedAt = 0;
-  private readonly waiters = new Set<Waiter>();
-  private running = false;
-  /** Stops the pause or request in progress when the last caller leaves or the client closes. */
-  private controller: AbortController | undefined;
-  private readonly rate = new RateLimit();
-  private readonly within: (key: string) => boolean;
-
-  constructor(
-    prefix: string,
-    private readonly list: (index: number, signal: AbortSignal) => Promise<Listing>,
-  ) {
-    this.within = keyFilter([prefix]);
-  }
-
-  wait(waitIndex: number, signal: AbortSignal): Promise<number> {
-    if (this.index > 0 && this.hasNews(waitIndex)) return Promise.resolve(this.index);
-    return new Promise((resolve, reject) => {
-      const waiter: Waiter = { waitIndex, signal, resolve, reject, onAbort: () => this.settle(waiter, () => reject(signal.reason)) };
-      signal.addEventListener("abort", waiter.onAbort, { once: true });
-      this.waiters.add(waiter);
-      if (!this.running) void this.run();
-    });
-  }
-
-  fail(err: unknown): void {
-    for (const w of [...this.waiters]) this.settle(w, () => w.reject(err));
-  }
-
-  /**
-   * Whether a caller who last saw `waitIndex` has something to read: it has no index yet, or the
-   * values changed since, or its index is ahead of ours (the store went backwards: it must re-read).
-   */
-  private hasNews(waitIndex: number): boolean {
-    return waitIndex === 0 || waitIndex > this.index || this.changedAt > waitIndex;
-  }
-
-  private settle(waiter: Waiter, finish: () => void): void {
-    waiter.signal.removeEventListener("abort", waiter.onAbort);
-    this.waiters.delete(waiter);
-    if (this.waiters.size === 0) this.controller?.abort();
-    finish();
-  }
-
-  private async run(): Promise<void> {
-    this.running = true;
-    while (this.waiters.size > 0) {
-      const controller = new AbortController();
-      this.controller = controller;
-      try {
-        await pause(this.rate.delay(), controller.signal);
-        this.update(await this.list(this.index, controller.signal));
-      } catch (err) {
-        // Aborted: no caller is left (or one came back meanwhile, and the loop goes on for it).
-        if (!controller.signal.aborted) this.fail(err);
-      }
-    }
-    this.controller = undefined;
-    this.running = false;
-  }
-
-  private update(listing: Listing): void {
-    const values = new Map<string, string>();
-    for (const pair of listing.pairs) {
-      const key = storeKey(pair.Key);
-      if (this.within(key)) values.set(key, pair.Value ? decodeBytes(pair.Value) : "");
-    }
-    // Consul's documentation: an index that went backwards (a snapshot restored, the newest key of a
-    // listing removed) means starting over, and an index of 0 is a bug to survive by blocking on 1.
-    const reset = listing.index < this.index || listing.index <= 0;
-    const index = Math.max(listing.index, 1);
-    // Without an earlier answer to compare with (the first one), assume a change.
-    if (reset || this.index === 0 || !sameValues(values, this.values)) this.changedAt = index;
-    this.index = index;
-    this.values = values;
-    for (const w of [...this.waiters]) if (reset || this.hasNews(w.waitIndex)) this.settle(w, () => w.resolve(index));
-  }
-}
-
-class RateLimit {
-  private tokens = RATE_BURST;
-  private at = performance.now();
-
-  /** Milliseconds to wait before the next request. Its token is taken now: the debt carries over. */
-  delay(): number {
-    const now = performance.now();
-    this.tokens = Math.min(RATE_BURST, this.tokens + (now - this.at) / RATE_REFILL_MS) - 1;
-    this.at = now;
-    return this.tokens >= 0 ? 0 : -this.tokens * RATE_REFILL_MS + Math.random() * RATE_JITTER_MS;
-  }
-}
-
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  if (ms <= 0) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
-function sameValues(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
-  if (a.size !== b.size) return false;
-  for (const [k, v] of a) if (b.get(k) !== v) return false;
-  return true;
+export function blockingPace(now: () => number = () => performance.now(), random: () => number = Math.random): Pace {
+  let tokens = RATE_BURST;
+  let at = now();
+  return () => {
+    const t = now();
+    tokens = Math.min(RATE_BURST, tokens + (t - at) / RATE_REFILL_MS) - 1;
+    at = t;
+    return tokens >= 0 ? 0 : -tokens * RATE_REFILL_MS + random() * RATE_JITTER_MS;
+  };
 }
 
 /** Consul's "app/db/" as confd names it: "/app/db" (Go's path.Join("/", key)). */

@@ -26,7 +26,7 @@ export class EnvClient implements StoreClient {
   }
 
   /** The environment of a running process cannot change: a watch waits until it is stopped. */
-  watchPrefix(_prefix: string, _keys: readonly string[], waitIndex: number, signal: AbortSignal): Promise<number> {
+  watchPrefix(_prefix: string, waitIndex: number, signal: AbortSignal): Promise<number> {
     return waitIndex === 0 ? Promise.resolve(1) : untilAborted(signal);
   }
 

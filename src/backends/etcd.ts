@@ -1,7 +1,8 @@
 // The etcd backend (the v3 API, for both -backend etcd and -backend etcdv3): node, TLS and auth
 // options; reads as one consistent snapshot, in transactions of at most 128 operations pinned to one
-// revision; watches shared per prefix. All calls and watch streams go over one gRPC connection, which
-// etcd3 multiplexes (etcd3 makes the -basic-auth token exchange on a channel of its own); with several
+// revision; a change feed per watched prefix (an etcd watch), shared through the watch core
+// (../watch-core.ts). All calls and watch streams go over one gRPC connection, which etcd3
+// multiplexes (etcd3 makes the -basic-auth token exchange on a channel of its own); with several
 // nodes the client talks to one at a time and moves on when it fails.
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
@@ -12,8 +13,9 @@ import { decodeBytes, encodeText } from "../bytes.ts";
 import { ConfdError, errnoText } from "../errors.ts";
 import { log } from "../log.ts";
 import type { Config } from "../options.ts";
-import { keyFilter, normalizeKey, subtrees } from "../keys.ts";
+import { keyFilter, subtrees } from "../keys.ts";
 import type { StoreClient } from "../store.ts";
+import { SharedWatches, type Feed, type FeedEvents } from "../watch-core.ts";
 
 /** The bound on every call, and how long a watch may stay disconnected before its callers hear of it. */
 const DEADLINE_MS = 5_000;
@@ -169,7 +171,16 @@ class EtcdClient implements StoreClient {
   etcd: Etcd3;
   private node = 0;
   private closed = false;
-  private readonly watches = new Map<string, PrefixWatch>();
+  /** The feeds open on the node in use, which follow the client to the next one. */
+  readonly feeds = new Set<EtcdFeed>();
+  private readonly watches = new SharedWatches({
+    store: "etcd",
+    source: {
+      open: (prefix, from, events) => new EtcdFeed(this, prefix, from, events),
+      currentIndex: () => this.revision(),
+    },
+    deadlineMs: DEADLINE_MS,
+  });
 
   constructor(
     private readonly endpoints: readonly string[],
@@ -234,44 +245,25 @@ class EtcdClient implements StoreClient {
     return this.call(async (etcd) => Number((await etcd.kv.range({ key: Buffer.from("/"), count_only: true })).header.revision));
   }
 
-  async watchPrefix(prefix: string, _keys: readonly string[], waitIndex: number, signal: AbortSignal): Promise<number> {
-    signal.throwIfAborted();
-    if (this.closed) throw new ConfdError("the etcd client is closed");
-    if (waitIndex === 0) return this.revision();
-    const key = normalizeKey(prefix);
-    let watch = this.watches.get(key);
-    if (!watch) {
-      watch = new PrefixWatch(this, key, waitIndex);
-      this.watches.set(key, watch);
-    }
-    return watch.wait(waitIndex, signal);
+  watchPrefix(prefix: string, waitIndex: number, signal: AbortSignal): Promise<number> {
+    return this.watches.wait(prefix, waitIndex, signal);
   }
 
-  /** Forgets a watch nobody waits on any more, or that cannot go on; its etcd watch is cancelled. */
-  release(watch: PrefixWatch): void {
-    if (this.watches.get(watch.prefix) === watch) this.watches.delete(watch.prefix);
-    void watch.dispose();
-  }
-
-  /** After `failed` could not be reached: the next node, if there is one; watches follow. */
+  /** After `failed` could not be reached: the next node, if there is one; feeds follow. */
   failover(failed: Etcd3): void {
     if (this.closed || failed !== this.etcd || this.endpoints.length < 2) return;
     this.node = (this.node + 1) % this.endpoints.length;
     this.etcd = this.open();
     log.debug(`etcd: switching to ${this.endpoint}`);
-    for (const watch of this.watches.values()) watch.move();
+    for (const feed of this.feeds) feed.move();
     failed.close();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const cancelled = [...this.watches.values()].map((w) => w.dispose(new ConfdError("the etcd client was closed")));
-    this.watches.clear();
-    // A cancel needs an answer from etcd, which may be gone: wait for it, but not forever.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([Promise.all(cancelled), new Promise((r) => (timer = setTimeout(r, DEADLINE_MS)))]);
-    clearTimeout(timer);
+    // The watches' cancels need the connection: they go first.
+    await this.watches.close();
     this.etcd.close();
   }
 }
@@ -280,95 +272,43 @@ function unreachable(endpoint: string, reason: string): ConfdError {
   return new ConfdError(`cannot reach the etcd store at ${endpoint}: ${reason}`);
 }
 
-interface Waiter {
-  after: number;
-  timer?: ReturnType<typeof setTimeout>;
-  resolve(revision: number): void;
-  reject(err: unknown): void;
-}
-
 /**
- * One etcd watch on a prefix, shared by every caller waiting on it and kept between their calls, so
- * a change made while nobody waits is still known when the next call comes. It starts at the first
- * caller's index + 1, so etcd replays what happened since. It ends when the last waiter gives up
- * (abort), when it cannot go on, or when the client closes.
+ * etcd's change feed on one prefix: an etcd watch from the first caller's index on, so that etcd
+ * replays what happened since. It reports the revision of each change under the prefix, follows the
+ * client to another node, and starts over from the current revision when etcd compacted the history
+ * it needed.
  */
-class PrefixWatch {
-  /** Every change under the prefix from this revision on is accounted for in `changed`. */
-  private from: number;
-  /** The latest revision callers must hear of: a change under the prefix, or a point up to which changes may have been missed. */
-  private changed = 0;
-  /** The latest store revision up to which etcd has sent this watch's events. */
+class EtcdFeed implements Feed {
+  /** The latest store revision up to which etcd has sent this watch's events: where a moved watch resumes. */
   private seen: number;
-  private connected = false;
-  private lastError = "no answer";
-  private disposed = false;
   private watcher: Watcher | undefined;
   /** The client the etcd watch is on: if it cannot be reached, the client moves to another node. */
   private etcd: Etcd3;
-  private readonly waiters = new Set<Waiter>();
+  private lastError = "no answer";
+  private cancelled = false;
   private readonly matches: (key: string) => boolean;
 
   constructor(
     private readonly client: EtcdClient,
-    readonly prefix: string,
-    after: number,
+    private readonly prefix: string,
+    from: number,
+    private readonly events: FeedEvents,
   ) {
     this.matches = keyFilter([prefix]);
-    this.from = after + 1;
-    this.seen = after;
+    this.seen = from;
     this.etcd = client.etcd;
-    this.attach(this.from, false);
+    client.feeds.add(this);
+    // What happened up to `from` is not replayed: a caller holding an older index re-reads.
+    events.changed(from);
+    this.attach(from + 1, false);
   }
 
-  /** What a caller waiting since `after` learns now, if anything. */
-  private answer(after: number): number | undefined {
-    if (this.changed > after) return this.changed;
-    // Older than this watch: whatever happened in between is unknown, so it may have changed.
-    if (after < this.from - 1) return this.from - 1;
-    return undefined;
-  }
-
-  wait(after: number, signal: AbortSignal): Promise<number> {
-    const ready = this.answer(after);
-    if (ready !== undefined) return Promise.resolve(ready);
-    return new Promise((resolve, reject) => {
-      const finish = (settle: () => void) => {
-        this.waiters.delete(waiter);
-        clearTimeout(waiter.timer);
-        signal.removeEventListener("abort", onAbort);
-        settle();
-      };
-      const waiter: Waiter = {
-        after,
-        resolve: (revision) => finish(() => resolve(revision)),
-        reject: (err) => finish(() => reject(err)),
-      };
-      const onAbort = () => {
-        waiter.reject(signal.reason);
-        if (this.waiters.size === 0) this.client.release(this);
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-      this.waiters.add(waiter);
-      if (!this.connected) this.arm(waiter);
-    });
-  }
-
-  /** A waiter on a disconnected watch fails after the deadline, unless the watch reconnects first. */
-  private arm(waiter: Waiter): void {
-    waiter.timer ??= setTimeout(() => {
-      waiter.reject(unreachable(this.client.endpoint, this.lastError));
-      this.client.failover(this.etcd);
-    }, DEADLINE_MS);
-  }
-
-  private mark(revision: number): void {
-    this.changed = Math.max(this.changed, revision);
-    for (const waiter of this.waiters) {
-      const ready = this.answer(waiter.after);
-      if (ready !== undefined) waiter.resolve(ready);
-    }
-  }
+  /** The error for callers who waited out the deadline; the client moves on to the next node. */
+  private readonly unreachable = (): ConfdError => {
+    const err = unreachable(this.client.endpoint, this.lastError);
+    this.client.failover(this.etcd);
+    return err;
+  };
 
   /**
    * Opens the etcd watch from `start`. `resumed`: events before it may have been missed (the watch
@@ -380,7 +320,7 @@ class PrefixWatch {
     const watcher = etcd.watch().inRange({ start: key, end }).startRevision(String(start)).watcher();
     this.etcd = etcd;
     this.watcher = watcher;
-    this.connected = false;
+    this.events.disconnected(this.unreachable);
     log.debug(`etcd: watching ${this.prefix} from revision ${start}`);
     // A replaced or cancelled watcher can still report (its cancel waits for etcd): only the current one counts.
     const current = () => this.watcher === watcher;
@@ -391,30 +331,25 @@ class PrefixWatch {
       const revision = Number(res.header.revision);
       if (resumed && revision > this.seen) {
         this.seen = revision;
-        this.mark(revision);
+        this.events.changed(revision);
       }
-      this.connected = true;
-      for (const waiter of this.waiters) {
-        clearTimeout(waiter.timer);
-        waiter.timer = undefined;
-      }
+      this.events.connected();
     });
     watcher.on("disconnected", (err: Error) => {
       if (!current()) return;
       resumed = true;
-      this.connected = false;
       this.lastError = describe(err);
-      for (const waiter of this.waiters) this.arm(waiter);
+      this.events.disconnected(this.unreachable);
     });
     watcher.on("data", (res: IWatchResponse) => {
       if (!current()) return;
       let latest = 0;
       for (const event of res.events) if (this.matches(decodeBytes(event.kv.key))) latest = Math.max(latest, Number(event.kv.mod_revision));
       this.seen = Math.max(this.seen, Number(res.header.revision));
-      if (latest > 0) this.mark(latest);
+      if (latest > 0) this.events.changed(latest);
     });
     watcher.on("error", (err: Error) => {
-      if (current()) void this.cancelled(err);
+      if (current()) void this.restart(err);
     });
   }
 
@@ -423,32 +358,26 @@ class PrefixWatch {
    * compacted away: what changed is unknown, so everyone waiting re-reads, and the watch goes on
    * from now.
    */
-  private async cancelled(err: Error): Promise<void> {
+  private async restart(err: Error): Promise<void> {
     this.watcher = undefined;
-    this.connected = false;
     if (err instanceof EtcdPermissionDeniedError) {
-      this.fail(new ConfdError(`etcd refused to watch ${this.prefix}: ${describe(err)}`));
+      this.events.failed(new ConfdError(`etcd refused to watch ${this.prefix}: ${describe(err)}`));
       return;
     }
+    this.events.disconnected(this.unreachable);
     let revision: number;
     try {
       revision = await this.client.revision();
     } catch (e) {
-      this.fail(e);
+      this.events.failed(e);
       return;
     }
-    // Meanwhile the watch may have ended, or followed the client to another node.
-    if (this.disposed || this.watcher) return;
+    // Meanwhile the feed may have been cancelled, or followed the client to another node.
+    if (this.cancelled || this.watcher) return;
     log.debug(`etcd: the history of ${this.prefix} was compacted; going on from revision ${revision}`);
-    this.from = revision + 1;
     this.seen = revision;
-    this.mark(revision);
+    this.events.changed(revision);
     this.attach(revision + 1, false);
-  }
-
-  private fail(err: unknown): void {
-    for (const waiter of this.waiters) waiter.reject(err);
-    this.client.release(this);
   }
 
   /** The client moved to another node: the etcd watch follows, from where this one got to. */
@@ -457,10 +386,9 @@ class PrefixWatch {
     this.attach(this.seen + 1, true);
   }
 
-  /** Cancels the etcd watch; pending callers get `reason`. Resolves once etcd confirmed (or the stream is gone). */
-  async dispose(reason?: Error): Promise<void> {
-    this.disposed = true;
-    if (reason) for (const waiter of this.waiters) waiter.reject(reason);
+  async cancel(): Promise<void> {
+    this.cancelled = true;
+    this.client.feeds.delete(this);
     const watcher = this.watcher;
     this.watcher = undefined;
     await watcher?.cancel();

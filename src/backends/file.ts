@@ -45,7 +45,7 @@ export class FileClient implements StoreClient {
     return out;
   }
 
-  watchPrefix(_prefix: string, _keys: readonly string[], waitIndex: number, signal: AbortSignal): Promise<number> {
+  watchPrefix(_prefix: string, waitIndex: number, signal: AbortSignal): Promise<number> {
     if (waitIndex === 0) return Promise.resolve(1);
     return new Promise((resolve, reject) => {
       const watchers: FSWatcher[] = [];
