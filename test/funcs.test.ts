@@ -76,6 +76,24 @@ describe("function set", () => {
     expect([err.func, err.message, err.key]).toEqual(["getv", "key does not exist: /missing", "/missing"]);
   });
 
+  test("a key that is a value in the store is shown as the key holding it, if only one key does", () => {
+    const secrets = createFuncs(new Map([["/db/password", "pw[x"], ["/a", "twin"], ["/b", "twin"]]));
+    const thrown = (run: () => unknown): unknown => {
+      try {
+        run();
+      } catch (err) {
+        return err;
+      }
+      throw new Error("did not fail");
+    };
+    expect(thrown(() => secrets.getv!("pw[x"))).toMatchObject({ message: "key does not exist: (the value of /db/password)", key: "/db/password" });
+    expect(thrown(() => secrets.get!("pw[x"))).toMatchObject({ message: "key does not exist: (the value of /db/password)", key: "/db/password" });
+    expect(thrown(() => secrets.gets!("pw[x"))).toMatchObject({ message: "syntax error in pattern", key: "/db/password" });
+    expect(thrown(() => secrets.getvs!("pw[x"))).toMatchObject({ message: "syntax error in pattern", key: "/db/password" });
+    expect(thrown(() => secrets.getv!("twin"))).toMatchObject({ message: "key does not exist: (a value in the store)", key: undefined });
+    expect(thrown(() => secrets.getv!("/nope"))).toMatchObject({ message: "key does not exist: /nope", key: "/nope" });
+  });
+
   test("a rejected value is named by the key holding it, if only one key does", () => {
     expect(failure("atoi", call("getv", "/app/name")).key).toBe("/app/name");
     expect(failure("sub", 1, call("getv", "/v/b")).key).toBe("/v/b");

@@ -22,6 +22,10 @@ const store = new Map([
   ["/list", JSON.stringify([SECRET])],
   ["/truncated", JSON.stringify({ password: SECRET }).slice(0, -1)],
   ["/port", "8080"],
+  // A value that is a bad pattern, and one that two keys hold.
+  ["/pattern", "s3cr3t-[x"],
+  ["/twin/a", "s3cr3t-twin"],
+  ["/twin/b", "s3cr3t-twin"],
 ]);
 
 // Arguments that carry the secret inside a structure, for the functions that only check types.
@@ -40,6 +44,8 @@ interface Failure {
   engines?: Engine[];
   /** What the Go engine's message says instead of "error calling <fn>:", where Go reports at an argument. */
   goSays?: string;
+  /** What the message must say, in both engines. */
+  says?: string;
 }
 
 const ONLY_GO: Engine[] = ["go"];
@@ -51,6 +57,12 @@ const failures: Failure[] = [
   { fn: "getv", src: '{{getv "/missing"}}', key: "/missing" },
   { fn: "gets", src: '{{gets "/["}}', key: "/[" },
   { fn: "getvs", src: '{{getvs "/["}}', key: "/[" },
+  // Unless the argument is a value from the store: then the key holding it is named instead.
+  { fn: "get", src: '{{get (getv "/password")}}', key: "/password", says: "key does not exist: (the value of /password)" },
+  { fn: "getv", src: '{{getv (getv "/password")}}', key: "/password", says: "key does not exist: (the value of /password)" },
+  { fn: "getv", src: '{{getv (getv "/twin/a")}}', says: "key does not exist: (a value in the store)" },
+  { fn: "gets", src: '{{gets (getv "/pattern")}}', key: "/pattern", says: "syntax error in pattern" },
+  { fn: "getvs", src: '{{getvs (getv "/pattern")}}', key: "/pattern", says: "syntax error in pattern" },
   { fn: "ls", src: `{{ls ${OBJECT}}}` },
   { fn: "lsdir", src: `{{lsdir ${OBJECT}}}` },
   { fn: "exists", src: `{{exists ${OBJECT}}}` },
@@ -168,6 +180,7 @@ describe("errors from template functions show no value", () => {
         expectNoSecret(err.describe());
         if (engine === "go") expect(err.message).toContain(f.goSays ?? `: error calling ${f.fn}: `);
         else expect(err.message).toStartWith(`${f.fn}: `);
+        if (f.says !== undefined) expect(err.message).toContain(f.says);
         expect(err.context.key).toBe(f.key);
         if (f.key !== undefined) expect(err.describe()).toContain(f.key);
         // Where in the template: Go's message carries line and column, handlebars' context does.
@@ -214,6 +227,40 @@ describe("confd run by a user", () => {
         expect(line).toMatch(engine === "go" ? /error calling json: invalid character at input byte 0/ : /json: invalid character at input byte 0/);
         if (format === "json") expect(JSON.parse(line!)).toMatchObject({ level: "error", msg: expect.stringMatching(/^resource app: /) });
         else expect(line).toMatch(/ ERROR resource app: /);
+      });
+    }
+  }
+
+  // A key or pattern taken from a value is a value: the error names the key that held it.
+  for (const format of ["text", "json"]) {
+    for (const engine of ["go", "handlebars"] as const) {
+      test(`-log-format ${format}, ${engine}: a key or pattern read from the store is named by its key`, async () => {
+        const dir = join(tmp.path, `cli-key-${format}-${engine}`);
+        const ext = engine === "go" ? "tmpl" : "hbs";
+        const resource = (name: string) =>
+          `[template]\nsrc = "${name}.${ext}"\ndest = ${JSON.stringify(join(dir, name))}\nkeys = ["/db"]\n`;
+        writeTree(dir, {
+          [`templates/getv.${ext}`]: '{{getv (getv "/db/password")}}\n',
+          [`templates/gets.${ext}`]: '{{gets (getv "/db/pattern")}}\n',
+          "data.yaml": `db:\n  password: ${SECRET}\n  pattern: "${SECRET}["\n`,
+          "conf.d/getv.toml": resource("getv"),
+          "conf.d/gets.toml": resource("gets"),
+        });
+        const r = await runConfd([
+          "-onetime",
+          ...(format === "json" ? ["-log-format", "json"] : []),
+          ...["-backend", "file", "-file", join(dir, "data.yaml"), "-confdir", dir, "-config-file", join(dir, "none")],
+        ]);
+        expect(r.code).toBe(1);
+        expectNoSecret(r.stdout + r.stderr);
+        const errors = r.stderr.split("\n").filter((l) => /error/i.test(l));
+        const getv = errors.find((l) => l.includes("resource getv"));
+        const gets = errors.find((l) => l.includes("resource gets"));
+        const message = (line: string | undefined) => (format === "json" ? (JSON.parse(line!) as { msg: string }).msg : line);
+        expect(message(getv)).toEndWith("getv: key does not exist: (the value of /db/password)");
+        // The Go engine's message names the key already, in the action it quotes.
+        expect(message(gets)).toEndWith(engine === "go" ? "syntax error in pattern" : "syntax error in pattern (key /db/pattern)");
+        expect(message(gets)).toContain("/db/pattern");
       });
     }
   }
