@@ -153,18 +153,8 @@ const LIBRARY = {
   dir: fn(["string"], (_, path) => cleanPath(path.slice(0, path.lastIndexOf("/") + 1))),
   split: fn(["string", "string"], (_, s, sep) => (sep === "" ? Array.from(s) : s.split(sep))),
   join: fn(["list", "string"], (_, list, sep) => list.map(formatValue).join(sep)),
-  json: fn(["string"], (_, text) => {
-    const v = parseJson(text);
-    if (v === null) return {};
-    if (typeof v !== "object" || Array.isArray(v)) throw unmarshalError(v, "map[string]interface {}");
-    return v;
-  }),
-  jsonArray: fn(["string"], (_, text) => {
-    const v = parseJson(text);
-    if (v === null) return [];
-    if (!Array.isArray(v)) throw unmarshalError(v, "[]interface {}");
-    return v;
-  }),
+  json: fn(["string"], (_, text) => decodeJson(text, "map[string]interface {}") ?? {}),
+  jsonArray: fn(["string"], (_, text) => decodeJson(text, "[]interface {}") ?? []),
   map: fn(["...any"], (_, ...pairs) => {
     if (pairs.length % 2 !== 0) throw new Failure("invalid map call");
     const entries: Array<[string, unknown]> = [];
@@ -512,17 +502,59 @@ function children(store: Store, path: string, dirsOnly: boolean): string[] {
 
 // --- encodings ---------------------------------------------------------------
 
-function parseJson(s: string): unknown {
+/**
+ * json.Unmarshal of the text into the target type, checking in Go's order: syntax and depth, the outer
+ * type, then the values, where a number beyond float64's range is an error (JSON.parse gives Infinity).
+ * Go's strings are UTF-8: each byte that is not (see bytes.ts) and each lone surrogate ("\ud83d")
+ * becomes U+FFFD, in keys too. JSON null is returned as null, for the caller's empty value.
+ */
+function decodeJson(text: string, target: "map[string]interface {}" | "[]interface {}"): unknown {
   let value: unknown;
   try {
-    value = JSON.parse(s) as unknown;
+    // Bytes first, so that a byte's escape cannot pair with a "\ud83d" before it.
+    value = JSON.parse(text.toWellFormed()) as unknown;
   } catch {
     // JSON.parse's message quotes the text.
-    throw rejected(0, jsonSyntaxError(s));
+    throw rejected(0, jsonSyntaxError(text));
   }
-  const deep = tooDeep(s);
+  const deep = tooDeep(text);
   if (deep >= 0) throw rejected(0, `invalid character at input byte ${deep} exceeded max depth`);
-  return value;
+  if (value === null) return null;
+  if (typeof value !== "object" || Array.isArray(value) !== (target === "[]interface {}")) throw unmarshalError(value, target);
+  const decoded = goDecode(value as Container);
+  if (!decoded.finite) throw rejected(0, "json: cannot unmarshal number into Go value of type float64");
+  return decoded.value;
+}
+
+type Container = Record<string, unknown> | unknown[];
+
+/**
+ * A freshly parsed value as encoding/json decodes it, changed in place where it can be: every string and
+ * key made well-formed (lone surrogates become U+FFFD); finite is false if a number is beyond float64's
+ * range. A loop, not recursion: JSON may nest 10,000 deep.
+ */
+function goDecode(root: Container): { value: Container; finite: boolean } {
+  let finite = true;
+  // The root is held in an array so that it is treated as every other value, and may be replaced too.
+  const holder = [root];
+  const pending: Container[] = [holder];
+  for (let container = pending.pop(); container !== undefined; container = pending.pop()) {
+    const entries = container as Record<string, unknown>;
+    for (const k of Object.keys(entries)) {
+      const v = entries[k];
+      if (typeof v === "string") entries[k] = v.toWellFormed();
+      else if (typeof v === "number") finite &&= Number.isFinite(v);
+      else if (typeof v === "object" && v !== null) pending.push((entries[k] = withWellFormedKeys(v as Container)));
+    }
+  }
+  return { value: holder[0]!, finite };
+}
+
+/** The object with its keys made well-formed: rebuilt in order, so that of two keys now equal the last wins, as in Go. */
+function withWellFormedKeys(v: Container): Container {
+  if (Array.isArray(v) || Object.keys(v).every((k) => k.isWellFormed())) return v;
+  // fromEntries defines own properties, so a "__proto__" key stays a key.
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k.toWellFormed(), x]));
 }
 
 /** encoding/json refuses nesting past 10,000 levels; JSON.parse takes any depth. */

@@ -234,6 +234,11 @@ describe("functions on bytes that are not UTF-8 give confd's bytes", () => {
     const out = await renderFromEnv('{{js (getv "/app/v")}}|{{html (getv "/app/v")}}|{{urlquery (getv "/app/v")}}\n', { APP_V: value });
     expect(out).toEqual(bytes("a\xe9b\xff\x80c\\u003C\xc3|a\xe9b\xff\x80c&lt;\xc3|a%E9b%FF%80c%3C%C3\n"));
   });
+
+  test("json: encoding/json makes each such byte, and each lone surrogate, U+FFFD", async () => {
+    const out = await renderFromEnv('{{with json (getv "/app/j")}}{{.k}}|{{.s}}{{end}}\n', { APP_J: bytes('{"k":"x\xe9\xffy","s":"a\\ud83db"}') });
+    expect(out).toEqual(bytes("x\xef\xbf\xbd\xef\xbf\xbdy|a\xef\xbf\xbdb\n"));
+  });
 });
 
 test("a destination that is a directory is named as such", async () => {

@@ -22,6 +22,9 @@ const store = new Map([
   ["/list", JSON.stringify([SECRET])],
   ["/truncated", JSON.stringify({ password: SECRET }).slice(0, -1)],
   ["/port", "8080"],
+  // JSON numbers too large for a float64.
+  ["/huge", `{"n":${SECRET_NUMBER}e400}`],
+  ["/hugeList", `[${SECRET_NUMBER}e400]`],
   // A value that is a bad pattern, and one that two keys hold.
   ["/pattern", "s3cr3t-[x"],
   ["/twin/a", "s3cr3t-twin"],
@@ -73,6 +76,8 @@ const failures: Failure[] = [
   { fn: "json", src: '{{json (getv "/list")}}', key: "/list" },
   { fn: "jsonArray", src: '{{jsonArray (getv "/password")}}', key: "/password" },
   { fn: "jsonArray", src: '{{jsonArray (getv "/object")}}', key: "/object" },
+  { fn: "json", src: '{{json (getv "/huge")}}', key: "/huge" },
+  { fn: "jsonArray", src: '{{jsonArray (getv "/hugeList")}}', key: "/hugeList" },
   { fn: "atoi", src: '{{atoi (getv "/password")}}', key: "/password" },
   { fn: "atoi", src: '{{atoi (getv "/number")}}', key: "/number" },
   { fn: "parseBool", src: '{{parseBool (getv "/password")}}', key: "/password" },
