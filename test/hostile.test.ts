@@ -239,6 +239,13 @@ describe("functions on bytes that are not UTF-8 give confd's bytes", () => {
     const out = await renderFromEnv('{{with json (getv "/app/j")}}{{.k}}|{{.s}}{{end}}\n', { APP_J: bytes('{"k":"x\xe9\xffy","s":"a\\ud83db"}') });
     expect(out).toEqual(bytes("x\xef\xbf\xbd\xef\xbf\xbdy|a\xef\xbf\xbdb\n"));
   });
+
+  test("lt, getvs and a map's order: strings compare by bytes, such a byte among them", async () => {
+    const variables = { APP_A: bytes("\xe9"), APP_B: bytes("\xf0\x9f\x98\x80"), APP_C: bytes("\xff"), APP_D: bytes("\xef\xbf\xbf"), APP_E: bytes("z") };
+    const template = '{{lt (getv "/app/a") (getv "/app/b")}} {{range getvs "/app/*"}}{{.}},{{end}} {{map (getv "/app/a") 1 (getv "/app/b") 2 (getv "/app/d") 3}}\n';
+    const out = await renderFromEnv(template, variables);
+    expect(out).toEqual(bytes("true z,\xe9,\xef\xbf\xbf,\xf0\x9f\x98\x80,\xff, map[\xe9:1 \xef\xbf\xbf:3 \xf0\x9f\x98\x80:2]\n"));
+  });
 });
 
 test("a destination that is a directory is named as such", async () => {
