@@ -143,7 +143,7 @@ const CANNOT_FAIL_ON_A_VALUE = ["and", "or", "not", "default", "reverse", "html"
 const engineFailures: Array<{ name: string; src: string; engine: Engine; says: string }> = [
   { name: "range over a string", src: '{{range getv "/password"}}{{end}}', engine: "go", says: "range can't iterate over string" },
   { name: "range over a number with two variables", src: '{{range $i, $v := atoi (getv "/port")}}{{end}}', engine: "go", says: "can't use int to iterate" },
-  { name: "a partial named by a value", src: '{{> (getv "/password")}}', engine: "handlebars", says: "a partial named by a value could not be found" },
+  { name: "a partial named by a value", src: '{{> (getv "/password")}}', engine: "handlebars", says: "partial names must be written in the template" },
 ];
 
 const tmp = tempDir("confd-secrets-");
@@ -153,9 +153,9 @@ let files = 0;
 async function renderError(engine: Engine, src: string): Promise<ConfdError> {
   const file = join(tmp.path, `t${files++}.${engine === "go" ? "tmpl" : "hbs"}`);
   writeFileSync(file, src);
-  const compiled =
-    engine === "go" ? { engine, file, tree: parseGoTemplate("t.tmpl", src, funcNames()) } : compileHandlebars(file, tmp.path);
   try {
+    const compiled =
+      engine === "go" ? { engine, file, tree: parseGoTemplate("t.tmpl", src, funcNames()) } : compileHandlebars(file, tmp.path);
     await instantiate(compiled)(store);
   } catch (err) {
     if (err instanceof ConfdError) return err;
