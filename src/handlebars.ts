@@ -189,7 +189,13 @@ function tagCall(node: Record<string, unknown>, file: string): void {
   if (!path || path.type !== "PathExpression" || path.data || path.parts?.length !== 1) return;
   const name = path.original ?? "";
   const loc = node.loc as { start: { line: number; column: number } } | undefined;
-  const hasArguments = (node.params as unknown[] | undefined)?.length || (node.hash as hbs.AST.Hash | undefined)?.pairs.length;
+  const params = (node.params as unknown[] | undefined)?.length ?? 0;
+  const hasArguments = params > 0 || (node.hash as hbs.AST.Hash | undefined)?.pairs.length;
+  // Handlebars' lookup reads its last argument as the options it is passed: any other count fails
+  // inside the runtime, with a JavaScript error.
+  if (name === "lookup" && params !== 2) {
+    throw new ConfdError(`lookup takes 2 arguments (an object and a field), got ${params}`, { file, ...position(node) });
+  }
   if (!FUNC_NAMES.has(name)) {
     if (hasArguments && !BUILTIN_HELPERS.has(name)) throw new ConfdError(`unknown function "${name}"`, { file, ...position(node) });
     return;

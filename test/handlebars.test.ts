@@ -96,6 +96,20 @@ describe("partials", () => {
   });
 });
 
+describe("handlebars' own helpers", () => {
+  test("lookup takes an object and a field; any other count is refused when loaded", async () => {
+    expect(await render({ "main.hbs": '{{lookup (split "a,b" ",") 1}}' })).toBe("b");
+    const refused: Array<[string, number, number]> = [
+      ["{{lookup}}", 0, 1],
+      ['\n{{lookup (split "a" ",")}}', 1, 2],
+      ['{{#if (lookup (split "a" ",") 0 1)}}{{/if}}', 3, 1],
+    ];
+    for (const [src, count, line] of refused) {
+      expect(loadError({ "main.hbs": src })).toEqual({ message: `lookup takes 2 arguments (an object and a field), got ${count}`, file: "main.hbs", line });
+    }
+  });
+});
+
 describe("confd run by a user", () => {
   function confdir(name: string, files: Record<string, string>) {
     const dir = join(tmp.path, name);
