@@ -31,7 +31,10 @@ export type TemplateFunc = (...args: unknown[]) => unknown;
  * quotes its input the quotation is left out (strconv.Atoi: parsing "x": invalid syntax becomes
  * strconv.Atoi: invalid syntax). Which value it was is told by key instead: the key that was read,
  * or for a rejected argument (arg, its index) the key holding that value. Arguments that are keys
- * are shown, as keys are. The Go engine's own errors (gotemplate-exec.ts, gotemplate-builtins.ts)
+ * or patterns are shown, as keys are, except one equal to a value in the store, which a template
+ * may have read from it (getv (getv "/db/password")): the message shows "(the value of <key>)" in
+ * its place and key is the key holding that value, or "(a value in the store)" and no key when
+ * several keys hold it. The Go engine's own errors (gotemplate-exec.ts, gotemplate-builtins.ts)
  * keep to the same rule.
  */
 export class FuncError extends Error {
@@ -46,11 +49,10 @@ export class FuncError extends Error {
   }
 }
 
-/** What a body throws; createFuncs makes it a FuncError naming the function and, for arg, the key. */
+/** What a body throws; call makes it a FuncError naming the function and, for arg, the key. */
 class Failure extends Error {
   constructor(
     message: string,
-    readonly key?: string,
     readonly arg?: number,
   ) {
     super(message);
@@ -59,7 +61,20 @@ class Failure extends Error {
 
 /** Argument arg (from 0) was rejected for its value, which the message does not show (see FuncError). */
 function rejected(arg: number, message: string): Failure {
-  return new Failure(message, undefined, arg);
+  return new Failure(message, arg);
+}
+
+/**
+ * A key or pattern argument failed. The message is worded by say around the key as call decides to
+ * show it, since the key may be a value read from the store (see FuncError).
+ */
+class KeyFailure extends Error {
+  constructor(
+    readonly key: string,
+    readonly say: (shown: string) => string,
+  ) {
+    super("a key failed");
+  }
 }
 
 export interface FuncOptions {
@@ -116,7 +131,7 @@ function fn<const P extends readonly Param[]>(params: P, body: (cx: Context, ...
 const LIBRARY = {
   get: fn(["string"], (cx, key) => {
     const value = cx.store.get(key);
-    if (value === undefined) throw new Failure(`key does not exist: ${key}`, key);
+    if (value === undefined) throw missingKey(key);
     return { Key: key, Value: value } satisfies KVPair;
   }),
   gets: fn(["string"], (cx, pattern) => matching(cx.store, pattern)),
@@ -124,7 +139,7 @@ const LIBRARY = {
     const value = cx.store.get(key);
     if (value !== undefined) return value;
     if (fallback.length > 0) return fallback[0];
-    throw new Failure(`key does not exist: ${key}`, key);
+    throw missingKey(key);
   }),
   getvs: fn(["string"], (cx, pattern) =>
     matching(cx.store, pattern)
@@ -138,18 +153,8 @@ const LIBRARY = {
   dir: fn(["string"], (_, path) => cleanPath(path.slice(0, path.lastIndexOf("/") + 1))),
   split: fn(["string", "string"], (_, s, sep) => (sep === "" ? Array.from(s) : s.split(sep))),
   join: fn(["list", "string"], (_, list, sep) => list.map(formatValue).join(sep)),
-  json: fn(["string"], (_, text) => {
-    const v = parseJson(text);
-    if (v === null) return {};
-    if (typeof v !== "object" || Array.isArray(v)) throw unmarshalError(v, "map[string]interface {}");
-    return v;
-  }),
-  jsonArray: fn(["string"], (_, text) => {
-    const v = parseJson(text);
-    if (v === null) return [];
-    if (!Array.isArray(v)) throw unmarshalError(v, "[]interface {}");
-    return v;
-  }),
+  json: fn(["string"], (_, text) => decodeJson(text, "map[string]interface {}") ?? {}),
+  jsonArray: fn(["string"], (_, text) => decodeJson(text, "[]interface {}") ?? []),
   map: fn(["...any"], (_, ...pairs) => {
     if (pairs.length % 2 !== 0) throw new Failure("invalid map call");
     const entries: Array<[string, unknown]> = [];
@@ -278,9 +283,10 @@ function call(name: string, { params, body }: Definition, cx: Context, args: unk
     return body(cx, ...args.map((arg, i) => convert(params[Math.min(i, params.length - 1)]!, arg, i)));
   } catch (err) {
     if (err instanceof ComparisonError) throw new FuncError(name, err.message);
+    if (err instanceof KeyFailure) throw keyError(name, err, cx.store);
     if (!(err instanceof Failure)) throw err;
-    const key = err.key ?? (err.arg === undefined ? undefined : keyHolding(cx.store, args[err.arg]));
-    throw new FuncError(name, err.message, key, err.arg);
+    const holders = err.arg === undefined ? [] : keysHolding(cx.store, args[err.arg]);
+    throw new FuncError(name, err.message, holders.length === 1 ? holders[0] : undefined, err.arg);
   }
 }
 
@@ -295,16 +301,20 @@ function checkArity(name: string, params: readonly Param[], count: number): void
   throw new FuncError(name, `wrong number of args for ${name}: want ${want} got ${count}`);
 }
 
-/** The key to name for a rejected value, when one key alone holds it. */
-function keyHolding(store: Store, value: unknown): string | undefined {
-  if (typeof value !== "string") return undefined;
-  let found: string | undefined;
-  for (const [key, v] of store) {
-    if (v !== value) continue;
-    if (found !== undefined) return undefined;
-    found = key;
-  }
-  return found;
+/** A key or pattern that failed is shown, unless it is a value in the store (see FuncError). */
+function keyError(name: string, err: KeyFailure, store: Store): FuncError {
+  const holders = keysHolding(store, err.key);
+  if (holders.length === 0) return new FuncError(name, err.say(err.key), err.key);
+  if (holders.length === 1) return new FuncError(name, err.say(`(the value of ${holders[0]})`), holders[0]);
+  return new FuncError(name, err.say("(a value in the store)"));
+}
+
+/** The keys whose value this is; an error names the key only when there is one (see FuncError). */
+function keysHolding(store: Store, value: unknown): string[] {
+  if (typeof value !== "string") return [];
+  const keys: string[] = [];
+  for (const [key, v] of store) if (v === value) keys.push(key);
+  return keys;
 }
 
 /** Argument i (from 0) for its parameter: checked, and converted as Value<> says. */
@@ -356,6 +366,11 @@ const SEQ_LIMIT = 1_000_000;
 
 // --- store and DNS -------------------------------------------------------------
 
+/** get's and getv's error, as Go words it: "key does not exist: /app/missing". */
+function missingKey(key: string): KeyFailure {
+  return new KeyFailure(key, (shown) => `key does not exist: ${shown}`);
+}
+
 function matching(store: Store, pattern: string): KVPair[] {
   const found: KVPair[] = [];
   try {
@@ -363,7 +378,8 @@ function matching(store: Store, pattern: string): KVPair[] {
     globMatch(pattern, "");
     for (const [Key, Value] of store) if (globMatch(pattern, Key)) found.push({ Key, Value });
   } catch (err) {
-    if (err instanceof GlobSyntaxError) throw new Failure(err.message, pattern);
+    // Go's message does not show the pattern; the error's key does.
+    if (err instanceof GlobSyntaxError) throw new KeyFailure(pattern, () => err.message);
     throw err;
   }
   return found.sort((a, b) => compareGoStrings(a.Key, b.Key));
@@ -486,17 +502,59 @@ function children(store: Store, path: string, dirsOnly: boolean): string[] {
 
 // --- encodings ---------------------------------------------------------------
 
-function parseJson(s: string): unknown {
+/**
+ * json.Unmarshal of the text into the target type, checking in Go's order: syntax and depth, the outer
+ * type, then the values, where a number beyond float64's range is an error (JSON.parse gives Infinity).
+ * Go's strings are UTF-8: each byte that is not (see bytes.ts) and each lone surrogate ("\ud83d")
+ * becomes U+FFFD, in keys too. JSON null is returned as null, for the caller's empty value.
+ */
+function decodeJson(text: string, target: "map[string]interface {}" | "[]interface {}"): unknown {
   let value: unknown;
   try {
-    value = JSON.parse(s) as unknown;
+    // Bytes first, so that a byte's escape cannot pair with a "\ud83d" before it.
+    value = JSON.parse(text.toWellFormed()) as unknown;
   } catch {
     // JSON.parse's message quotes the text.
-    throw rejected(0, jsonSyntaxError(s));
+    throw rejected(0, jsonSyntaxError(text));
   }
-  const deep = tooDeep(s);
+  const deep = tooDeep(text);
   if (deep >= 0) throw rejected(0, `invalid character at input byte ${deep} exceeded max depth`);
-  return value;
+  if (value === null) return null;
+  if (typeof value !== "object" || Array.isArray(value) !== (target === "[]interface {}")) throw unmarshalError(value, target);
+  const decoded = goDecode(value as Container);
+  if (!decoded.finite) throw rejected(0, "json: cannot unmarshal number into Go value of type float64");
+  return decoded.value;
+}
+
+type Container = Record<string, unknown> | unknown[];
+
+/**
+ * A freshly parsed value as encoding/json decodes it, changed in place where it can be: every string and
+ * key made well-formed (lone surrogates become U+FFFD); finite is false if a number is beyond float64's
+ * range. A loop, not recursion: JSON may nest 10,000 deep.
+ */
+function goDecode(root: Container): { value: Container; finite: boolean } {
+  let finite = true;
+  // The root is held in an array so that it is treated as every other value, and may be replaced too.
+  const holder = [root];
+  const pending: Container[] = [holder];
+  for (let container = pending.pop(); container !== undefined; container = pending.pop()) {
+    const entries = container as Record<string, unknown>;
+    for (const k of Object.keys(entries)) {
+      const v = entries[k];
+      if (typeof v === "string") entries[k] = v.toWellFormed();
+      else if (typeof v === "number") finite &&= Number.isFinite(v);
+      else if (typeof v === "object" && v !== null) pending.push((entries[k] = withWellFormedKeys(v as Container)));
+    }
+  }
+  return { value: holder[0]!, finite };
+}
+
+/** The object with its keys made well-formed: rebuilt in order, so that of two keys now equal the last wins, as in Go. */
+function withWellFormedKeys(v: Container): Container {
+  if (Array.isArray(v) || Object.keys(v).every((k) => k.isWellFormed())) return v;
+  // fromEntries defines own properties, so a "__proto__" key stays a key.
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k.toWellFormed(), x]));
 }
 
 /** encoding/json refuses nesting past 10,000 levels; JSON.parse takes any depth. */

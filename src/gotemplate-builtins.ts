@@ -108,10 +108,18 @@ function jsEscape(s: string): string {
     const special = JS_ESCAPES[c];
     if (special !== undefined && Object.hasOwn(JS_ESCAPES, c)) out += special;
     else if (r < 0x20) out += "\\u00" + r.toString(16).toUpperCase().padStart(2, "0");
-    else if (r < 0x80 || isPrint(r)) out += c;
+    else if (r < 0x80 || isPrint(r) || isLoneSurrogate(r)) out += c;
     else out += "\\u" + r.toString(16).toUpperCase().padStart(4, "0");
   }
   return out;
+}
+
+/**
+ * A lone surrogate left by for..of: a byte that is not UTF-8 (its escape, see bytes.ts) or a stray half
+ * that is written as U+FFFD. Go decodes either as U+FFFD, which is printable, so JSEscape copies it.
+ */
+function isLoneSurrogate(r: number): boolean {
+  return r >= 0xd800 && r <= 0xdfff;
 }
 
 /** url.QueryEscape: unreserved bytes stay, space is '+', the rest is %XX. */

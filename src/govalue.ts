@@ -3,6 +3,7 @@
 // map[string]interface {}), the order of Go strings, and text/template's truth (if, with, and, or,
 // not) and comparisons (eq, ne, lt, le, gt, ge), with Go's error messages. The engines and the
 // library call these; none has rules of its own.
+import { encodeText } from "./bytes.ts";
 import { GoTime } from "./gotime.ts";
 
 /**
@@ -79,8 +80,11 @@ export function goTypeName(v: unknown): string {
   }
 }
 
-// Go orders strings by their UTF-8 bytes, which is code point order; UTF-16 code unit
-// order differs only where a surrogate pair meets a character from U+E000 to U+FFFF.
+/**
+ * Go orders strings by their bytes. For characters below the surrogates UTF-16 code unit order is the
+ * same; where the strings first differ at a surrogate (half of a character above U+FFFF, or the escape
+ * of a byte that is not UTF-8, which must sort as that byte: see bytes.ts) their bytes are compared.
+ */
 export function compareGoStrings(a: string, b: string): number {
   if (a === b) return 0;
   const n = Math.min(a.length, b.length);
@@ -88,12 +92,14 @@ export function compareGoStrings(a: string, b: string): number {
     const x = a.charCodeAt(i);
     const y = b.charCodeAt(i);
     if (x === y) continue;
-    const xs = x >= 0xd800 && x <= 0xdfff;
-    const ys = y >= 0xd800 && y <= 0xdfff;
-    if (xs !== ys) return xs ? 1 : -1;
+    if (isSurrogate(x) || isSurrogate(y)) return Buffer.compare(encodeText(a), encodeText(b));
     return x < y ? -1 : 1;
   }
   return a.length < b.length ? -1 : 1;
+}
+
+function isSurrogate(unit: number): boolean {
+  return unit >= 0xd800 && unit <= 0xdfff;
 }
 
 // --- truth -----------------------------------------------------------------------

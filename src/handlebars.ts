@@ -2,6 +2,10 @@
 // <confdir>/templates, tag every call of a library function with its line and column, and precompile
 // to JavaScript. Workers load only the small handlebars runtime (see template.ts): the full compiler
 // costs each worker about 1.3 MiB more and four times the start-up time.
+//
+// Every partial a template can reach is found here, at load, so that a missing one, one outside the
+// templates directory or one that includes itself is an error naming its file and line before anything
+// renders. That is why a partial's name must be written in the template, not computed.
 import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { isAbsolute, join, relative } from "node:path";
 import Handlebars from "handlebars";
@@ -14,13 +18,37 @@ const COMPILE_OPTIONS = { noEscape: true, strict: false } as const;
 
 const FUNC_NAMES = funcNames();
 
-export function compileHandlebars(file: string, templatesDir: string): HandlebarsTemplate {
-  const partials: HandlebarsTemplate["partials"] = {};
-  const spec = compileFile(file, templatesDir, partials, [file]);
-  return { engine: "handlebars", file, spec, partials };
+/** Where something is in a template, for its error. */
+interface Place {
+  file: string;
+  line: number;
+  column: number;
 }
 
-function compileFile(file: string, templatesDir: string, partials: HandlebarsTemplate["partials"], stack: string[]): string {
+/**
+ * Partials used by a file, or by a partial it includes, that are neither files nor inline partials
+ * defined there: an includer must define them inline (handlebars' layout idiom). By name, where first used.
+ */
+type Needs = Map<string, Place>;
+
+/** One template's compilation: its partials so far, each compiled once, with what each needs. */
+interface Compilation {
+  templatesDir: string;
+  partials: HandlebarsTemplate["partials"];
+  needs: Map<string, Needs>;
+}
+
+export function compileHandlebars(file: string, templatesDir: string): HandlebarsTemplate {
+  const cx: Compilation = { templatesDir, partials: {}, needs: new Map() };
+  const { spec, needs } = compileFile(file, cx, [file]);
+  // A partial still needed here has no includer left to define it.
+  const [missing] = needs;
+  if (missing) throw notFound(missing[0], templatesDir, missing[1]);
+  return { engine: "handlebars", file, spec, partials: cx.partials };
+}
+
+/** Compiles a file and the partials it uses; stack is the files including it, itself last. */
+function compileFile(file: string, cx: Compilation, stack: string[]): { spec: string; needs: Needs } {
   let source: string;
   try {
     source = decodeBytes(readFileSync(file));
@@ -40,21 +68,45 @@ function compileFile(file: string, templatesDir: string, partials: HandlebarsTem
       line: Number.isFinite(line) ? line : undefined,
     });
   }
-  for (const name of annotate(ast, file)) {
-    if (partials[name]) continue;
-    const partialFile = findPartial(templatesDir, name, file);
-    if (!partialFile) {
-      throw new ConfdError(`partial "${name}" not found in ${templatesDir} (tried ${name}, ${name}.hbs, ${name}.handlebars, ${name}.tmpl)`, { file });
+  const { uses, inlines } = annotate(ast, file);
+  const needs: Needs = new Map();
+  const need = (name: string, place: Place) => {
+    if (!inlines.has(name) && !needs.has(name)) needs.set(name, place);
+  };
+  for (const use of uses) {
+    if (inlines.has(use.name)) continue;
+    const partialFile = findPartial(cx.templatesDir, use.name, use);
+    if (partialFile === undefined) {
+      // A partial block without its partial renders the block instead, as handlebars does.
+      if (!use.optional) need(use.name, use);
+      continue;
     }
-    if (stack.includes(partialFile)) throw new ConfdError(`partial "${name}" includes itself`, { file: partialFile });
-    partials[name] = { file: partialFile, spec: "" };
-    partials[name] = { file: partialFile, spec: compileFile(partialFile, templatesDir, partials, [...stack, partialFile]) };
+    const loop = stack.indexOf(partialFile);
+    if (loop >= 0) {
+      const chain = [...stack.slice(loop), partialFile].map((f) => relative(cx.templatesDir, f)).join(", ");
+      throw new ConfdError(`partial "${use.name}" includes itself: ${chain}`, place(use));
+    }
+    if (!cx.needs.has(use.name)) {
+      const compiled = compileFile(partialFile, cx, [...stack, partialFile]);
+      cx.partials[use.name] = { file: partialFile, spec: compiled.spec };
+      cx.needs.set(use.name, compiled.needs);
+    }
+    for (const [name, where] of cx.needs.get(use.name)!) need(name, where);
   }
   try {
-    return Handlebars.precompile(ast, COMPILE_OPTIONS) as string;
+    return { spec: Handlebars.precompile(ast, COMPILE_OPTIONS) as string, needs };
   } catch (err) {
     throw new ConfdError(`template error: ${(err as Error).message.split("\n")[0]}`, { file });
   }
+}
+
+/** Only the place, for an error's context, when given a PartialUse. */
+function place({ file, line, column }: Place): Place {
+  return { file, line, column };
+}
+
+function notFound(name: string, dir: string, where: Place): ConfdError {
+  return new ConfdError(`partial "${name}" not found in ${dir} (tried ${name}, ${name}.hbs, ${name}.handlebars, ${name}.tmpl)`, place(where));
 }
 
 /**
@@ -62,9 +114,9 @@ function compileFile(file: string, templatesDir: string, partials: HandlebarsTem
  * "/" is refused, and so is one whose real path (symlinks resolved) leads outside, since a template
  * must not be a way to read any file on the host into a rendered config.
  */
-function findPartial(dir: string, name: string, file: string): string | undefined {
+function findPartial(dir: string, name: string, where: Place): string | undefined {
   if (isAbsolute(name) || name.split(/[\\/]/).includes("..")) {
-    throw new ConfdError(`partial "${name}" is outside the templates directory ${dir}`, { file });
+    throw new ConfdError(`partial "${name}" is outside the templates directory ${dir}`, place(where));
   }
   for (const candidate of [name, `${name}.hbs`, `${name}.handlebars`, `${name}.tmpl`]) {
     const path = join(dir, candidate);
@@ -72,7 +124,7 @@ function findPartial(dir: string, name: string, file: string): string | undefine
     const real = realpathSync(path);
     const inside = relative(realpathSync(dir), real);
     if (isAbsolute(inside) || inside.split(/[\\/]/)[0] === "..") {
-      throw new ConfdError(`partial "${name}" leads outside the templates directory ${dir} (to ${real})`, { file });
+      throw new ConfdError(`partial "${name}" leads outside the templates directory ${dir} (to ${real})`, place(where));
     }
     return path;
   }
@@ -83,13 +135,23 @@ function findPartial(dir: string, name: string, file: string): string | undefine
 // Not "log": handlebars' log helper prints its arguments (store values) to the console, around our log.
 const BUILTIN_HELPERS = new Set(["if", "unless", "each", "with", "lookup", "blockHelperMissing", "helperMissing"]);
 
+/** A partial used by name; optional for a partial block, whose block renders if there is no such partial. */
+interface PartialUse extends Place {
+  name: string;
+  optional: boolean;
+}
+
 /**
  * Walks the AST: adds `confdLoc='["file",line,column]'` to every call of a library function (so that
- * a failing call can say where it is), rejects calls of unknown functions, and returns the names of
- * the partials used.
+ * a failing call can say where it is), rejects calls of unknown functions, and returns the partials
+ * used and the names of the inline partials defined ({{#*inline "name"}}), which are used by name
+ * like files and so are not looked for as files. A partial named by a subexpression is refused: which
+ * file it reads could not be checked until it rendered. {{> @partial-block}} is the block a partial
+ * was given, at run time.
  */
-function annotate(ast: hbs.AST.Program, file: string): Set<string> {
-  const partialNames = new Set<string>();
+function annotate(ast: hbs.AST.Program, file: string): { uses: PartialUse[]; inlines: Set<string> } {
+  const uses: PartialUse[] = [];
+  const inlines = new Set<string>();
   const visit = (node: unknown): void => {
     if (Array.isArray(node)) {
       node.forEach(visit);
@@ -98,14 +160,28 @@ function annotate(ast: hbs.AST.Program, file: string): Set<string> {
     if (node === null || typeof node !== "object") return;
     const n = node as Record<string, unknown> & { type?: string };
     if (n.type === "PartialStatement" || n.type === "PartialBlockStatement") {
-      const name = n.name as { type: string; original?: unknown; value?: unknown };
-      if (name.type === "PathExpression" || name.type === "StringLiteral") partialNames.add(String(name.original ?? name.value));
+      const where = { file, ...position(n) };
+      const name = n.name as { type: string; original?: unknown; data?: boolean };
+      if (name.type === "SubExpression") {
+        throw new ConfdError("partial names must be written in the template, not computed: {{> (...)}} cannot be checked when the template is loaded", where);
+      }
+      if (!name.data) uses.push({ name: String(name.original), optional: n.type === "PartialBlockStatement", ...where });
+    }
+    if (n.type === "DecoratorBlock") {
+      const [label] = (n.params as Array<{ type: string; value?: unknown }> | undefined) ?? [];
+      if ((n.path as { original?: unknown }).original === "inline" && label?.type === "StringLiteral") inlines.add(String(label.value));
     }
     if (n.type === "MustacheStatement" || n.type === "SubExpression" || n.type === "BlockStatement") tagCall(n, file);
     for (const value of Object.values(n)) if (value && typeof value === "object") visit(value);
   };
   visit(ast);
-  return partialNames;
+  return { uses, inlines };
+}
+
+/** A node's line and column (from 1), as errors give them. */
+function position(node: Record<string, unknown>): { line: number; column: number } {
+  const loc = node.loc as { start: { line: number; column: number } } | undefined;
+  return { line: loc?.start.line ?? 1, column: (loc?.start.column ?? 0) + 1 };
 }
 
 function tagCall(node: Record<string, unknown>, file: string): void {
@@ -113,11 +189,15 @@ function tagCall(node: Record<string, unknown>, file: string): void {
   if (!path || path.type !== "PathExpression" || path.data || path.parts?.length !== 1) return;
   const name = path.original ?? "";
   const loc = node.loc as { start: { line: number; column: number } } | undefined;
-  const hasArguments = (node.params as unknown[] | undefined)?.length || (node.hash as hbs.AST.Hash | undefined)?.pairs.length;
+  const params = (node.params as unknown[] | undefined)?.length ?? 0;
+  const hasArguments = params > 0 || (node.hash as hbs.AST.Hash | undefined)?.pairs.length;
+  // Handlebars' lookup reads its last argument as the options it is passed: any other count fails
+  // inside the runtime, with a JavaScript error.
+  if (name === "lookup" && params !== 2) {
+    throw new ConfdError(`lookup takes 2 arguments (an object and a field), got ${params}`, { file, ...position(node) });
+  }
   if (!FUNC_NAMES.has(name)) {
-    if (hasArguments && !BUILTIN_HELPERS.has(name)) {
-      throw new ConfdError(`unknown function "${name}"`, { file, line: loc?.start.line, column: loc ? loc.start.column + 1 : undefined });
-    }
+    if (hasArguments && !BUILTIN_HELPERS.has(name)) throw new ConfdError(`unknown function "${name}"`, { file, ...position(node) });
     return;
   }
   if (!loc) return;

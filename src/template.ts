@@ -62,7 +62,9 @@ function handlebarsRunner(compiled: HandlebarsTemplate): Runner {
       return template({}, { allowProtoPropertiesByDefault: false, allowProtoMethodsByDefault: false });
     } catch (err) {
       if (err instanceof ConfdError) throw err;
-      throw new ConfdError(`template error: ${runtimeMessage((err as Error).message)}`, { file: compiled.file });
+      // Its messages show no value: a partial it cannot find, say, has a name written in the template
+      // (handlebars.ts refuses computed ones).
+      throw new ConfdError(`template error: ${(err as Error).message}`, { file: compiled.file });
     }
   };
 }
@@ -74,14 +76,6 @@ function handlebarsRunner(compiled: HandlebarsTemplate): Runner {
  */
 function goNumber(arg: unknown): unknown {
   return typeof arg === "number" && Number.isSafeInteger(arg) ? BigInt(arg) : arg;
-}
-
-/**
- * The handlebars runtime's message, less a dynamic partial's name: partials named in the template were
- * found at compile time, so a missing one was named by a value, which may be a secret (see FuncError).
- */
-function runtimeMessage(message: string): string {
-  return /^The partial .* could not be found$/s.test(message) ? "a partial named by a value could not be found" : message;
 }
 
 /** A precompiled spec is JavaScript produced by our own compile step in the main thread. */

@@ -76,6 +76,24 @@ describe("function set", () => {
     expect([err.func, err.message, err.key]).toEqual(["getv", "key does not exist: /missing", "/missing"]);
   });
 
+  test("a key that is a value in the store is shown as the key holding it, if only one key does", () => {
+    const secrets = createFuncs(new Map([["/db/password", "pw[x"], ["/a", "twin"], ["/b", "twin"]]));
+    const thrown = (run: () => unknown): unknown => {
+      try {
+        run();
+      } catch (err) {
+        return err;
+      }
+      throw new Error("did not fail");
+    };
+    expect(thrown(() => secrets.getv!("pw[x"))).toMatchObject({ message: "key does not exist: (the value of /db/password)", key: "/db/password" });
+    expect(thrown(() => secrets.get!("pw[x"))).toMatchObject({ message: "key does not exist: (the value of /db/password)", key: "/db/password" });
+    expect(thrown(() => secrets.gets!("pw[x"))).toMatchObject({ message: "syntax error in pattern", key: "/db/password" });
+    expect(thrown(() => secrets.getvs!("pw[x"))).toMatchObject({ message: "syntax error in pattern", key: "/db/password" });
+    expect(thrown(() => secrets.getv!("twin"))).toMatchObject({ message: "key does not exist: (a value in the store)", key: undefined });
+    expect(thrown(() => secrets.getv!("/nope"))).toMatchObject({ message: "key does not exist: /nope", key: "/nope" });
+  });
+
   test("a rejected value is named by the key holding it, if only one key does", () => {
     expect(failure("atoi", call("getv", "/app/name")).key).toBe("/app/name");
     expect(failure("sub", 1, call("getv", "/v/b")).key).toBe("/v/b");
@@ -302,6 +320,40 @@ describe("encodings", () => {
     ["{} {}", "invalid character at input byte 3 after top-level value"],
   ])("json(%p) fails with %p, without the text", (input, message) => {
     expect(failure("json", input).message).toBe(message);
+  });
+
+  test("json and jsonArray decode text as encoding/json: bytes that are not UTF-8 and lone surrogates become U+FFFD", () => {
+    // \udce9 here is the escape of the byte 0xE9 (see bytes.ts); "\\ud83d" is JSON's escape of a lone surrogate.
+    expect(call("json", '{"k":"x\udce9y","s":"a\\ud83db","u":"\\udce9","pair":"\\ud83d\\ude00","k\udcff":1}')).toEqual({
+      k: "x\ufffdy",
+      s: "a\ufffdb",
+      u: "\ufffd",
+      pair: "\u{1F600}",
+      "k\ufffd": 1,
+    });
+    // Of two keys that are equal once decoded, the last wins, as in Go.
+    expect(call("json", '{"\\ud800":1,"\\ufffd":2,"o":{"\\udfff":3}}')).toEqual({ "\ufffd": 2, o: { "\ufffd": 3 } });
+    // A surrogate's escape next to a byte that is not UTF-8 does not pair with the byte's escape.
+    expect(call("json", '{"k":"\\ud83d\udce9"}')).toEqual({ k: "\ufffd\ufffd" });
+    expect(call("jsonArray", '["\udcff", {"a":["\\udc00"]}]')).toEqual(["\ufffd", { a: ["\ufffd"] }]);
+  });
+
+  test("a number too large for a float64 is Go's unmarshal error, without the number", () => {
+    const message = "json: cannot unmarshal number into Go value of type float64";
+    expect(failure("json", '{"n":1e400}').message).toBe(message);
+    expect(failure("json", '{"a":[1,{"n":-1e309}]}').message).toBe(message);
+    expect(failure("jsonArray", "[1.7976931348623159e308]").message).toBe(message);
+    expect(call("json", '{"max":1.7976931348623157e308,"tiny":1e-400}')).toEqual({ max: Number.MAX_VALUE, tiny: 0 });
+    // Go checks the outer type first.
+    expect(failure("json", "[1e400]").message).toBe("json: cannot unmarshal array into Go value of type map[string]interface {}");
+  });
+
+  test("json takes Go's 10,000 levels of nesting, and refuses one more", () => {
+    const nested = (levels: number) => '{"a":'.repeat(levels) + '"\udce9"' + "}".repeat(levels);
+    let v = call("json", nested(10_000));
+    for (let i = 1; i < 10_000; i++) v = (v as { a: unknown }).a;
+    expect(v).toEqual({ a: "\ufffd" });
+    expect(failure("json", nested(10_001)).message).toBe("invalid character at input byte 50000 exceeded max depth");
   });
 
   test("jsonArray parses an array", () => {

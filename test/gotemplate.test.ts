@@ -266,6 +266,10 @@ const cases: Case[] = [
   { name: "html untyped nil", src: "{{html .Null}}", data: tVal, out: "&lt;no value&gt;" },
   { name: "js", src: "{{js .}}", data: "It'd be nice.", out: "It\\'d be nice." },
   { name: "js specials", src: '{{js "<html> = & \\"q\\" \\\\ \\x01 今日"}}', out: '\\u003Chtml\\u003E \\u003D \\u0026 \\"q\\" \\\\ \\u0001 今日' },
+  // JSEscape decodes a byte that is not UTF-8 as U+FFFD, which is printable, so writes the byte as it is.
+  { name: "js bytes that are not UTF-8", src: '{{js "a\\xe9b\\xff\\x80c\\xc3<"}}', out: "a\udce9b\udcff\udc80c\udcc3\\u003C" },
+  { name: "html bytes that are not UTF-8", src: '{{html "a\\xe9<"}}', out: "a\udce9&lt;" },
+  { name: "urlquery bytes that are not UTF-8", src: '{{urlquery "a\\xe9"}}', out: "a%E9" },
   { name: "urlquery", src: '{{"http://www.example.org/"|urlquery}}', out: "http%3A%2F%2Fwww.example.org%2F" },
   { name: "urlquery space", src: '{{urlquery "a b" "c~é"}}', out: "a+bc~%C3%A9" },
 

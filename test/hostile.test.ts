@@ -204,6 +204,50 @@ describe("bytes that are not UTF-8 pass through unchanged", () => {
   });
 });
 
+/**
+ * Renders a Go template from the env backend, each variable set from its bytes by a shell (Bun.spawn takes
+ * the environment as strings); returns what was written.
+ */
+async function renderFromEnv(template: string, variables: Record<string, Buffer>): Promise<Buffer> {
+  const dest = join(tmp.path, `env${++counter}.conf`);
+  const dir = confdir(dest, template, "");
+  let exports = "";
+  for (const [name, value] of Object.entries(variables)) {
+    writeFileSync(join(dir, name), value);
+    exports += `${name}="$(cat "$1/${name}")"; export ${name}; `;
+  }
+  const args = ["-onetime", "-backend", "env", "-confdir", dir, "-config-file", join(dir, "none.toml")];
+  const run = Bun.spawn(["sh", "-c", `${exports}shift; exec "$@"`, "sh", dir, ...CONFD_COMMAND, ...args], { env: baseEnv(), stdout: "pipe", stderr: "pipe" });
+  const stderr = await new Response(run.stderr).text();
+  expect(stderr).toContain("has been updated");
+  expect(await run.exited).toBe(0);
+  return readFileSync(dest);
+}
+
+/** Bytes written as a string of characters U+0000 to U+00FF, one byte each. */
+const bytes = (s: string): Buffer => Buffer.from(s, "latin1");
+
+// Each expected output is what confd master writes for the same template and variables.
+describe("functions on bytes that are not UTF-8 give confd's bytes", () => {
+  test("js, html and urlquery: Go's escapers copy such a byte (js reads it as U+FFFD, which is printable)", async () => {
+    const value = bytes("a\xe9b\xff\x80c<\xc3");
+    const out = await renderFromEnv('{{js (getv "/app/v")}}|{{html (getv "/app/v")}}|{{urlquery (getv "/app/v")}}\n', { APP_V: value });
+    expect(out).toEqual(bytes("a\xe9b\xff\x80c\\u003C\xc3|a\xe9b\xff\x80c&lt;\xc3|a%E9b%FF%80c%3C%C3\n"));
+  });
+
+  test("json: encoding/json makes each such byte, and each lone surrogate, U+FFFD", async () => {
+    const out = await renderFromEnv('{{with json (getv "/app/j")}}{{.k}}|{{.s}}{{end}}\n', { APP_J: bytes('{"k":"x\xe9\xffy","s":"a\\ud83db"}') });
+    expect(out).toEqual(bytes("x\xef\xbf\xbd\xef\xbf\xbdy|a\xef\xbf\xbdb\n"));
+  });
+
+  test("lt, getvs and a map's order: strings compare by bytes, such a byte among them", async () => {
+    const variables = { APP_A: bytes("\xe9"), APP_B: bytes("\xf0\x9f\x98\x80"), APP_C: bytes("\xff"), APP_D: bytes("\xef\xbf\xbf"), APP_E: bytes("z") };
+    const template = '{{lt (getv "/app/a") (getv "/app/b")}} {{range getvs "/app/*"}}{{.}},{{end}} {{map (getv "/app/a") 1 (getv "/app/b") 2 (getv "/app/d") 3}}\n';
+    const out = await renderFromEnv(template, variables);
+    expect(out).toEqual(bytes("true z,\xe9,\xef\xbf\xbf,\xf0\x9f\x98\x80,\xff, map[\xe9:1 \xef\xbf\xbf:3 \xf0\x9f\x98\x80:2]\n"));
+  });
+});
+
 test("a destination that is a directory is named as such", async () => {
   const dest = join(tmp.path, `dir${++counter}`);
   mkdirSync(dest);

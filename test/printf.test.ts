@@ -389,6 +389,11 @@ describe("helpers", () => {
     // U+FF21 is below U+1F600 in UTF-8, above its surrogates in UTF-16.
     expect(["😀", "Ａ"].sort(compareGoStrings)).toEqual(["Ａ", "😀"]);
     expect(compareGoStrings("ab", "a")).toBe(1);
+    // An escape (bytes.ts) sorts as the byte it stands for: "\udce9" is 0xE9, below U+FFFF (EF BF BF)
+    // and U+1F600 (F0 ...), above é (C3 A9); "\udcc3" is é's first byte alone.
+    expect(["\udcff", "😀", "\uffff", "z", "é", "\udce9", "\udcc3"].sort(compareGoStrings)).toEqual(["z", "\udcc3", "é", "\udce9", "\uffff", "😀", "\udcff"]);
+    expect(compareGoStrings("\udce9", "😀")).toBe(-1);
+    expect(compareGoStrings("a\udce9", "a\udce9b")).toBe(-1);
     expect(compareGoStrings("a", "a")).toBe(0);
   });
 });

@@ -22,6 +22,13 @@ const store = new Map([
   ["/list", JSON.stringify([SECRET])],
   ["/truncated", JSON.stringify({ password: SECRET }).slice(0, -1)],
   ["/port", "8080"],
+  // JSON numbers too large for a float64.
+  ["/huge", `{"n":${SECRET_NUMBER}e400}`],
+  ["/hugeList", `[${SECRET_NUMBER}e400]`],
+  // A value that is a bad pattern, and one that two keys hold.
+  ["/pattern", "s3cr3t-[x"],
+  ["/twin/a", "s3cr3t-twin"],
+  ["/twin/b", "s3cr3t-twin"],
 ]);
 
 // Arguments that carry the secret inside a structure, for the functions that only check types.
@@ -40,6 +47,8 @@ interface Failure {
   engines?: Engine[];
   /** What the Go engine's message says instead of "error calling <fn>:", where Go reports at an argument. */
   goSays?: string;
+  /** What the message must say, in both engines. */
+  says?: string;
 }
 
 const ONLY_GO: Engine[] = ["go"];
@@ -51,6 +60,12 @@ const failures: Failure[] = [
   { fn: "getv", src: '{{getv "/missing"}}', key: "/missing" },
   { fn: "gets", src: '{{gets "/["}}', key: "/[" },
   { fn: "getvs", src: '{{getvs "/["}}', key: "/[" },
+  // Unless the argument is a value from the store: then the key holding it is named instead.
+  { fn: "get", src: '{{get (getv "/password")}}', key: "/password", says: "key does not exist: (the value of /password)" },
+  { fn: "getv", src: '{{getv (getv "/password")}}', key: "/password", says: "key does not exist: (the value of /password)" },
+  { fn: "getv", src: '{{getv (getv "/twin/a")}}', says: "key does not exist: (a value in the store)" },
+  { fn: "gets", src: '{{gets (getv "/pattern")}}', key: "/pattern", says: "syntax error in pattern" },
+  { fn: "getvs", src: '{{getvs (getv "/pattern")}}', key: "/pattern", says: "syntax error in pattern" },
   { fn: "ls", src: `{{ls ${OBJECT}}}` },
   { fn: "lsdir", src: `{{lsdir ${OBJECT}}}` },
   { fn: "exists", src: `{{exists ${OBJECT}}}` },
@@ -61,6 +76,8 @@ const failures: Failure[] = [
   { fn: "json", src: '{{json (getv "/list")}}', key: "/list" },
   { fn: "jsonArray", src: '{{jsonArray (getv "/password")}}', key: "/password" },
   { fn: "jsonArray", src: '{{jsonArray (getv "/object")}}', key: "/object" },
+  { fn: "json", src: '{{json (getv "/huge")}}', key: "/huge" },
+  { fn: "jsonArray", src: '{{jsonArray (getv "/hugeList")}}', key: "/hugeList" },
   { fn: "atoi", src: '{{atoi (getv "/password")}}', key: "/password" },
   { fn: "atoi", src: '{{atoi (getv "/number")}}', key: "/number" },
   { fn: "parseBool", src: '{{parseBool (getv "/password")}}', key: "/password" },
@@ -126,7 +143,7 @@ const CANNOT_FAIL_ON_A_VALUE = ["and", "or", "not", "default", "reverse", "html"
 const engineFailures: Array<{ name: string; src: string; engine: Engine; says: string }> = [
   { name: "range over a string", src: '{{range getv "/password"}}{{end}}', engine: "go", says: "range can't iterate over string" },
   { name: "range over a number with two variables", src: '{{range $i, $v := atoi (getv "/port")}}{{end}}', engine: "go", says: "can't use int to iterate" },
-  { name: "a partial named by a value", src: '{{> (getv "/password")}}', engine: "handlebars", says: "a partial named by a value could not be found" },
+  { name: "a partial named by a value", src: '{{> (getv "/password")}}', engine: "handlebars", says: "partial names must be written in the template" },
 ];
 
 const tmp = tempDir("confd-secrets-");
@@ -136,9 +153,9 @@ let files = 0;
 async function renderError(engine: Engine, src: string): Promise<ConfdError> {
   const file = join(tmp.path, `t${files++}.${engine === "go" ? "tmpl" : "hbs"}`);
   writeFileSync(file, src);
-  const compiled =
-    engine === "go" ? { engine, file, tree: parseGoTemplate("t.tmpl", src, funcNames()) } : compileHandlebars(file, tmp.path);
   try {
+    const compiled =
+      engine === "go" ? { engine, file, tree: parseGoTemplate("t.tmpl", src, funcNames()) } : compileHandlebars(file, tmp.path);
     await instantiate(compiled)(store);
   } catch (err) {
     if (err instanceof ConfdError) return err;
@@ -168,6 +185,7 @@ describe("errors from template functions show no value", () => {
         expectNoSecret(err.describe());
         if (engine === "go") expect(err.message).toContain(f.goSays ?? `: error calling ${f.fn}: `);
         else expect(err.message).toStartWith(`${f.fn}: `);
+        if (f.says !== undefined) expect(err.message).toContain(f.says);
         expect(err.context.key).toBe(f.key);
         if (f.key !== undefined) expect(err.describe()).toContain(f.key);
         // Where in the template: Go's message carries line and column, handlebars' context does.
@@ -214,6 +232,40 @@ describe("confd run by a user", () => {
         expect(line).toMatch(engine === "go" ? /error calling json: invalid character at input byte 0/ : /json: invalid character at input byte 0/);
         if (format === "json") expect(JSON.parse(line!)).toMatchObject({ level: "error", msg: expect.stringMatching(/^resource app: /) });
         else expect(line).toMatch(/ ERROR resource app: /);
+      });
+    }
+  }
+
+  // A key or pattern taken from a value is a value: the error names the key that held it.
+  for (const format of ["text", "json"]) {
+    for (const engine of ["go", "handlebars"] as const) {
+      test(`-log-format ${format}, ${engine}: a key or pattern read from the store is named by its key`, async () => {
+        const dir = join(tmp.path, `cli-key-${format}-${engine}`);
+        const ext = engine === "go" ? "tmpl" : "hbs";
+        const resource = (name: string) =>
+          `[template]\nsrc = "${name}.${ext}"\ndest = ${JSON.stringify(join(dir, name))}\nkeys = ["/db"]\n`;
+        writeTree(dir, {
+          [`templates/getv.${ext}`]: '{{getv (getv "/db/password")}}\n',
+          [`templates/gets.${ext}`]: '{{gets (getv "/db/pattern")}}\n',
+          "data.yaml": `db:\n  password: ${SECRET}\n  pattern: "${SECRET}["\n`,
+          "conf.d/getv.toml": resource("getv"),
+          "conf.d/gets.toml": resource("gets"),
+        });
+        const r = await runConfd([
+          "-onetime",
+          ...(format === "json" ? ["-log-format", "json"] : []),
+          ...["-backend", "file", "-file", join(dir, "data.yaml"), "-confdir", dir, "-config-file", join(dir, "none")],
+        ]);
+        expect(r.code).toBe(1);
+        expectNoSecret(r.stdout + r.stderr);
+        const errors = r.stderr.split("\n").filter((l) => /error/i.test(l));
+        const getv = errors.find((l) => l.includes("resource getv"));
+        const gets = errors.find((l) => l.includes("resource gets"));
+        const message = (line: string | undefined) => (format === "json" ? (JSON.parse(line!) as { msg: string }).msg : line);
+        expect(message(getv)).toEndWith("getv: key does not exist: (the value of /db/password)");
+        // The Go engine's message names the key already, in the action it quotes.
+        expect(message(gets)).toEndWith(engine === "go" ? "syntax error in pattern" : "syntax error in pattern (key /db/pattern)");
+        expect(message(gets)).toContain("/db/pattern");
       });
     }
   }
