@@ -66,47 +66,43 @@ describe.skipIf(!canMount)("a disk that fills up", () => {
     expect(existsSync(join(dir, "reloaded"))).toBe(false);
   });
 
-  test("a bind-mounted destination rewritten in place: the old bytes are put back, exit 1", async () => {
+  /**
+   * confd on a destination that is a file of a 64 KiB tmpfs (holding `old` and `filler` bytes of zeros),
+   * bind-mounted over dest, so that rename(2) onto it is EBUSY; after.conf is that file afterwards.
+   */
+  async function bindMounted(template: string, data: string, old: string, filler: number) {
     const small = join(tmp.path, `small${++counter}`);
     const out = join(tmp.path, `bound${counter}`);
     mkdirSync(small);
     mkdirSync(out);
     const dest = join(out, "app.conf");
     writeFileSync(dest, "");
-    const dir = confdir(dest, '{{getv "/app/big"}}\n', `app:\n  big: ${big}\n`);
-    const old = "old content\n".repeat(100);
+    const dir = confdir(dest, template, data);
     writeFileSync(join(dir, "old.conf"), old);
     const r = await runMounted(
       dir,
-      // The file lives on the small filesystem and is bind-mounted over dest: rename(2) onto it is EBUSY.
-      `mount -t tmpfs -o size=64k confd-test-full ${small}\ncp $d/old.conf ${small}/real.conf\nhead -c 32768 /dev/zero > ${small}/filler\nmount --bind ${small}/real.conf ${dest}`,
+      `mount -t tmpfs -o size=64k confd-test-full ${small}\ncp $d/old.conf ${small}/real.conf\nhead -c ${filler} /dev/zero > ${small}/filler\nmount --bind ${small}/real.conf ${dest}`,
       `cp ${small}/real.conf $d/after.conf`,
       fileArgs(dir),
     );
-    expect(r.code).toBe(1);
-    expect(readFileSync(join(dir, "after.conf"), "utf8")).toBe(old);
-    expect(errorLines(r.stderr)).toEqual([
+    return { ...r, dest, after: readFileSync(join(dir, "after.conf"), "utf8") };
+  }
+
+  test("a bind-mounted destination rewritten in place: the old bytes are put back, exit 1", async () => {
+    const old = "old content\n".repeat(100);
+    const { code, stderr, dest, after } = await bindMounted('{{getv "/app/big"}}\n', `app:\n  big: ${big}\n`, old, 32768);
+    expect(code).toBe(1);
+    expect(after).toBe(old);
+    expect(errorLines(stderr)).toEqual([
       expect.stringContaining(`ERROR resource app: ${dest}: cannot rewrite bind-mounted destination in place: ENOSPC; old content put back`),
     ]);
   });
 
   test("a bind-mounted destination with room: rewritten in place, complete", async () => {
-    const small = join(tmp.path, `small${++counter}`);
-    const out = join(tmp.path, `bound${counter}`);
-    mkdirSync(small);
-    mkdirSync(out);
-    const dest = join(out, "app.conf");
-    writeFileSync(dest, "");
-    const dir = confdir(dest, 'v={{getv "/app/v"}}\n', "app:\n  v: new\n");
-    const r = await runMounted(
-      dir,
-      `mount -t tmpfs -o size=64k confd-test-full ${small}\nprintf 'a much longer old line than the new one\\n' > ${small}/real.conf\nmount --bind ${small}/real.conf ${dest}`,
-      `cp ${small}/real.conf $d/after.conf`,
-      fileArgs(dir),
-    );
-    expect(r.stderr).toContain("has been updated");
-    expect(r.code).toBe(0);
-    expect(readFileSync(join(dir, "after.conf"), "utf8")).toBe("v=new\n");
+    const { code, stderr, after } = await bindMounted('v={{getv "/app/v"}}\n', "app:\n  v: new\n", "a much longer old line than the new one\n", 0);
+    expect(stderr).toContain("has been updated");
+    expect(code).toBe(0);
+    expect(after).toBe("v=new\n");
   });
 });
 
