@@ -12,7 +12,8 @@ import { configureLog, emit, log, redact, type LogFormat, type LogLevel } from "
 import { OPTIONS, type Config } from "./options.ts";
 import type { CompiledTemplate } from "./protocol.ts";
 import type { Engine, ResourceSpec } from "./resource.ts";
-import { ResourceWorker } from "./workers.ts";
+import { cores, Slots } from "./slots.ts";
+import { ResourceWorker, type WorkerLifecycle } from "./workers.ts";
 
 /** The commit a binary was built from, defined by scripts/build.ts; absent when run from source. */
 declare const CONFD_REVISION: string | undefined;
@@ -107,7 +108,6 @@ export async function main(argv: readonly string[]): Promise<number> {
   process.on("SIGINT", () => onSignal("SIGINT"));
 
   try {
-    await Promise.all(jobs.map((j) => j.worker.start().catch(() => {})));
     if (config.onetime) {
       const result = await processAll(client, jobs);
       return result.failed + loadFailures > 0 ? 1 : 0;
@@ -145,13 +145,14 @@ function prepareJobs(config: Config): { jobs: WorkerJob[]; loadFailures: number 
   const compiled = new Map<string, CompiledTemplate>();
   const jobs: WorkerJob[] = [];
   const templatesDir = join(config.confdir, "templates");
+  const lifecycle = workerLifecycle(config);
   for (const resource of loaded.resources) {
     try {
       log.debug(`Resource ${resource.name}: ${resource.src} rendered with the ${resource.engine} engine`);
       const cacheKey = `${resource.engine}:${resource.src}`;
       const template = compiled.get(cacheKey) ?? compileTemplate(resource, templatesDir);
       compiled.set(cacheKey, template);
-      jobs.push({ resource, worker: newWorker(resource, template, config) });
+      jobs.push({ resource, worker: newWorker(resource, template, config, lifecycle) });
     } catch (err) {
       errors.push(withContext(err, { resource: resource.name }));
     }
@@ -160,11 +161,22 @@ function prepareJobs(config: Config): { jobs: WorkerJob[]; loadFailures: number 
   return { jobs, loadFailures: errors.length };
 }
 
-function newWorker(resource: ResourceSpec, template: CompiledTemplate, config: Config): ResourceWorker {
+function newWorker(resource: ResourceSpec, template: CompiledTemplate, config: Config, lifecycle: WorkerLifecycle): ResourceWorker {
   return new ResourceWorker(
     { resource, template, noop: config.noop, syncOnly: config.syncOnly, keepStageFile: config.keepStageFile, logLevel: config.logLevel as LogLevel },
     { log: emit, report },
+    lifecycle,
   );
+}
+
+/**
+ * Every resource has a worker of its own, started when it has something to sync. -onetime: each ends
+ * after its sync, twice as many as cores at a time (one that only waits on its reload gives its slot
+ * back). Otherwise they start as many at a time as there are cores and stay, or end after -worker-idle.
+ */
+function workerLifecycle(config: Config): WorkerLifecycle {
+  if (config.onetime) return { slots: new Slots(2 * cores()), idleMs: 0 };
+  return { slots: new Slots(cores()), idleMs: config.workerIdle > 0 ? config.workerIdle : undefined };
 }
 
 /** --noop's diff, to stdout as bytes; written at once, so none is lost when the process exits. */

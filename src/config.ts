@@ -5,7 +5,7 @@ import TOML from "@iarna/toml";
 import { ConfdError, UsageError } from "./errors.ts";
 import type { FlagValues } from "./flags.ts";
 import { parseLogLevel } from "./log.ts";
-import { defaults, envNames, invalidValue, OPTIONS, parseOptionText, tomlNames, type Config, type OptionSpec } from "./options.ts";
+import { defaults, envNames, invalidValue, OPTIONS, parseGoDuration, parseOptionText, tomlNames, type Config, type OptionSpec } from "./options.ts";
 
 export interface LoadedConfig {
   config: Config;
@@ -114,6 +114,11 @@ function tomlValue(o: OptionSpec, value: unknown, file: string, key: string): un
     case "number":
       if (typeof value !== "number") throw fail("a number");
       return value;
+    case "duration": {
+      const ms = typeof value === "string" ? parseGoDuration(value) : undefined;
+      if (ms === undefined) throw fail('a duration like "90s" or "10m"');
+      return ms;
+    }
     case "list":
       if (typeof value === "string") return [value];
       if (!Array.isArray(value) || !value.every((v) => typeof v === "string")) throw fail("a list of strings");

@@ -85,7 +85,7 @@ function goFlagTokens(argv: readonly string[]): FlagToken[] {
 export function usage(): string {
   const lines = ["Usage: confd [flags]", "", "Flags may be written -name value, -name=value, --name value or --name=value.", ""];
   for (const o of OPTIONS) {
-    const arg = o.type === "boolean" ? "" : o.type === "number" ? " int" : " string";
+    const arg = o.type === "boolean" ? "" : o.type === "number" ? " int" : o.type === "duration" ? " duration" : " string";
     const def =
       o.type === "boolean" || (Array.isArray(o.default) && o.default.length === 0) || o.default === ""
         ? ""

@@ -2,7 +2,8 @@
 // spellings it answers to. The flag parser, the environment reader and the config-file reader all
 // derive from this table, so an option cannot exist in one place and be missing from another.
 
-export type OptionType = "string" | "boolean" | "number" | "list";
+/** "duration" is Go's time.Duration text ("90s", "1h30m"), held as milliseconds. */
+export type OptionType = "string" | "boolean" | "number" | "duration" | "list";
 
 export interface Config {
   backend: string;
@@ -42,6 +43,8 @@ export interface Config {
   version: boolean;
   help: boolean;
   templateEngine: string;
+  /** Milliseconds; 0: workers stay. */
+  workerIdle: number;
 }
 
 export interface OptionSpec {
@@ -105,6 +108,13 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: "file", field: "files", type: "list", default: [], description: "the YAML or JSON file or directory to read (file backend, repeatable)", backends: ["file"] },
   { flag: "filter", field: "filter", type: "string", default: "*", description: "file name glob for --file directories (file backend)", backends: ["file"] },
   { flag: "template-engine", field: "templateEngine", type: "string", default: "go", description: "engine for templates whose resource sets no engine and whose name ends neither in .tmpl (go) nor .hbs/.handlebars (handlebars): go or handlebars" },
+  {
+    flag: "worker-idle",
+    field: "workerIdle",
+    type: "duration",
+    default: 0,
+    description: "with -watch or an interval, end a resource's worker thread after this long without work (e.g. 10m); the next change starts it again. 0: workers stay",
+  },
   { flag: "version", field: "version", type: "boolean", default: false, description: "print version and exit", cliOnly: true },
   { flag: "help", field: "help", type: "boolean", default: false, description: "print this help and exit (also -h)", cliOnly: true },
 ];
@@ -142,6 +152,8 @@ export function parseOptionText(o: OptionSpec, text: string): string | boolean |
       return GO_BOOLEANS.get(text);
     case "number":
       return parseGoInt(text);
+    case "duration":
+      return parseGoDuration(text);
   }
 }
 
@@ -151,6 +163,25 @@ export function invalidValue(o: OptionSpec, text: string, where: string): string
   // Written as an integer, too big for one: Go says "value out of range" (here past 2^53, where Go's is 2^63).
   const why = o.type === "number" && goIntDigits(text) !== undefined ? "value out of range" : "parse error";
   return `invalid value ${JSON.stringify(text)} for flag ${where}: ${why}`;
+}
+
+const DURATION_UNITS_MS: Readonly<Record<string, number>> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, "μs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * Go's time.ParseDuration, in milliseconds: "300ms", "1.5h", "2h45m"; a bare "0" is zero, other bare
+ * numbers are not durations. Negative durations are refused (none of ours can be negative).
+ */
+export function parseGoDuration(text: string): number | undefined {
+  if (text === "0" || text === "+0") return 0;
+  const body = text.startsWith("+") ? text.slice(1) : text;
+  const re = /(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
+  let total = 0;
+  let at = 0;
+  for (let m = re.exec(body); m; m = re.exec(body)) {
+    total += Number(m[1]) * DURATION_UNITS_MS[m[2]!]!;
+    at = re.lastIndex;
+  }
+  return at > 0 && at === body.length ? total : undefined;
 }
 
 /** Go's strconv.ParseBool, exactly: "yes" and "on" are not booleans to Go. */

@@ -1,15 +1,28 @@
-// The main thread's handle on one resource's worker: start it, send it values to sync, and when it
-// throws or dies, report it under the resource's name and start a new one with backoff. Other
-// resources' workers are separate threads and never notice.
+// The main thread's handle on one resource's worker: start it when there is something to sync, send it
+// the values, end it when it has been idle long enough, and when it throws or dies, report it under the
+// resource's name and start a new one with backoff. Other resources' workers are separate threads and
+// never notice. How many workers start and sync at once is the Slots' say (slots.ts).
 import { killTree } from "./command.ts";
 import { ConfdError } from "./errors.ts";
 import type { LogRecord } from "./log.ts";
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
+import { Slots, type Slot } from "./slots.ts";
 import type { SyncOutcome } from "./sync.ts";
+import { setLongTimeout, type LongTimeout } from "./timer.ts";
 
 export interface WorkerHooks {
   log: (record: LogRecord) => void;
   report: (text: string) => void;
+}
+
+export interface WorkerLifecycle {
+  /** Shared by every resource's worker: a sync (and the start before it) holds one. */
+  slots: Slots;
+  /**
+   * How long the thread stays after a sync with nothing more to do: 0 ends it at once (-onetime),
+   * undefined keeps it for good (the default: a change is synced without a start), else -worker-idle.
+   */
+  idleMs?: number;
 }
 
 const WORKER_ENTRY = new URL("./worker.ts", import.meta.url);
@@ -31,12 +44,16 @@ export class ResourceWorker {
   private nextId = 1;
   private failures = 0;
   private restartTimer: ReturnType<typeof setTimeout> | undefined;
+  private idleTimer: LongTimeout | undefined;
+  /** The slot the sync in progress holds, given back early while only a check or reload command runs. */
+  private slot: Slot | undefined;
   private lastUrl: string | URL | undefined;
   private stopped = false;
 
   constructor(
     private readonly init: WorkerInit,
     private readonly hooks: WorkerHooks,
+    private readonly lifecycle: WorkerLifecycle = { slots: new Slots(Infinity) },
     /** The worker entry; tests pass their own to make a worker crash on purpose. */
     private readonly url: Promise<string | URL> = workerEntry(),
   ) {}
@@ -67,6 +84,8 @@ export class ResourceWorker {
         } else if (m.type === "command") {
           if (m.alive) this.commands.add(m.pid);
           else this.commands.delete(m.pid);
+          // Waiting on a command (a slow reload) uses no CPU here: others may start meanwhile.
+          if (m.alive) this.slot?.release();
         } else {
           const p = this.pending.get(m.id);
           this.pending.delete(m.id);
@@ -87,30 +106,60 @@ export class ResourceWorker {
     });
   }
 
-  /** Renders and syncs with these values; rejects with the resource's error. */
+  /** Renders and syncs with these values, starting the thread if it is not running; rejects with the resource's error. */
   async sync(values: Map<string, string>): Promise<SyncOutcome> {
+    if (this.stopped) throw new ConfdError("worker is stopped", { resource: this.name });
+    this.idleTimer?.cancel();
+    const slot = await this.lifecycle.slots.acquire();
+    this.slot = slot;
+    const result = this.syncHolding(values);
+    this.inflight.add(result);
+    try {
+      return await result;
+    } finally {
+      this.inflight.delete(result);
+      slot.release();
+      if (this.slot === slot) this.slot = undefined;
+      this.idleAfterSync();
+    }
+  }
+
+  private async syncHolding(values: Map<string, string>): Promise<SyncOutcome> {
     if (this.stopped) throw new ConfdError("worker is stopped", { resource: this.name });
     await this.start();
     const worker = this.worker;
     // It may have crashed between starting and now; its restart is already scheduled.
     if (!worker) throw new WorkerCrashError("worker crashed before the sync could start", { resource: this.name });
     const id = this.nextId++;
-    const result = new Promise<SyncOutcome>((resolve, reject) => {
+    return new Promise<SyncOutcome>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       worker.postMessage({ type: "sync", id, values: [...values] } satisfies ToWorker);
     });
-    this.inflight.add(result);
-    result.then(
-      () => this.inflight.delete(result),
-      () => this.inflight.delete(result),
-    );
-    return result;
+  }
+
+  /** Ends the thread once it has had nothing to do for the lifecycle's idle time; the next sync starts one. */
+  private idleAfterSync(): void {
+    const { idleMs } = this.lifecycle;
+    if (idleMs === undefined || this.inflight.size > 0 || this.stopped) return;
+    this.idleTimer?.cancel();
+    this.idleTimer = setLongTimeout(() => this.retire(), idleMs);
+  }
+
+  private retire(): void {
+    if (this.inflight.size > 0 || !this.worker) return;
+    const worker = this.worker;
+    // Cleared first, so that its close event is not taken for a crash.
+    this.worker = undefined;
+    this.ready = undefined;
+    worker.terminate();
+    this.hooks.log({ level: "debug", message: "Worker ended: nothing to sync; the next change starts one", fields: { resource: this.name } });
   }
 
   /** Waits for the syncs in flight (their commands have their own timeouts), then ends the thread. */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.restartTimer);
+    this.idleTimer?.cancel();
     await Promise.allSettled([...this.inflight]);
     const worker = this.worker;
     this.worker = undefined;

@@ -76,6 +76,19 @@ describe("flags", () => {
     expect(() => parseFlags(["-interval=08"])).toThrow('invalid value "08" for flag -interval');
   });
 
+  test("durations as Go's time.ParseDuration reads them, in flags, CONFD_* and confd.toml", () => {
+    expect(parseFlags(["-worker-idle", "10m"])).toEqual({ workerIdle: 600_000 });
+    expect(parseFlags(["-worker-idle=1h30m"])).toEqual({ workerIdle: 5_400_000 });
+    expect(parseFlags(["-worker-idle=0"])).toEqual({ workerIdle: 0 });
+    expect(() => parseFlags(["-worker-idle", "10"])).toThrow(new UsageError('invalid value "10" for flag -worker-idle: parse error'));
+    expect(() => parseFlags(["-worker-idle", "-5s"])).toThrow('invalid value "-5s" for flag -worker-idle');
+    const none = join(tmp.path, "none.toml");
+    expect(loadConfig({ configFile: none }, { CONFD_WORKER_IDLE: "90s" }).config.workerIdle).toBe(90_000);
+    writeTree(tmp.path, { "idle.toml": 'worker_idle = "2m"\n', "idle-bad.toml": "worker_idle = 120\n" });
+    expect(loadConfig({ configFile: join(tmp.path, "idle.toml") }, {}).config.workerIdle).toBe(120_000);
+    expect(() => loadConfig({ configFile: join(tmp.path, "idle-bad.toml") }, {})).toThrow('key "worker_idle" must be a duration like "90s" or "10m", got 120');
+  });
+
   test("a stray argument is named as one, not as a flag", () => {
     expect(() => parseFlags(["-onetime", "extra"])).toThrow(new UsageError('unexpected argument "extra": confd takes flags only (-name or -name=value)'));
     expect(() => parseFlags(["-onetime", "--", "x"])).toThrow('unexpected argument "x"');

@@ -58,7 +58,7 @@ const stores: Record<string, () => StoreUnderTest> = {
 let counter = 0;
 
 /** A confdir whose resources each render `keys` of one prefix; returns paths and a running confd. */
-function watchSetup(store: StoreUnderTest, prefix: string, resources: { name: string; template: string; keys: string[]; extra?: string }[]) {
+function watchSetup(store: StoreUnderTest, prefix: string, resources: { name: string; template: string; keys: string[]; extra?: string }[], flags: string[] = []) {
   const dir = join(tmp.path, `w${++counter}`);
   const files: Record<string, string> = { "out/.keep": "" };
   for (const r of resources) {
@@ -73,7 +73,7 @@ function watchSetup(store: StoreUnderTest, prefix: string, resources: { name: st
     ].join("\n");
   }
   writeTree(dir, files);
-  const child = spawnConfd(["-watch", "-confdir", dir, "-config-file", join(dir, "none"), "-log-level", "debug", ...store.args()]);
+  const child = spawnConfd(["-watch", "-confdir", dir, "-config-file", join(dir, "none"), "-log-level", "debug", ...store.args(), ...flags]);
   const stderr = new Lines(child.stderr);
   const out = (name: string) => readFileSync(join(dir, "out", name), "utf8");
   /** Waits until `name` has been updated `times` times in all (counting from the start). */
@@ -124,6 +124,23 @@ for (const [name, make] of Object.entries(stores)) {
         await w.updated("one", 4);
         expect(w.woke("/application")).toBe(1);
         expect(w.woke("/app")).toBe(3);
+      } finally {
+        await w.stop();
+      }
+    });
+
+    test("-worker-idle: an idle resource's worker ends, and the next change starts one and renders", async () => {
+      const store = make();
+      const p = `/t${++counter}`;
+      await store.put(`${p}/v`, "1");
+      const w = watchSetup(store, p, [{ name: "idle", template: 'v={{getv "/v"}}\n', keys: ["/v"] }], ["-worker-idle", "50ms"]);
+      try {
+        await w.updated("idle");
+        await w.stderr.waitFor(/Worker ended: nothing to sync/);
+        await store.put(`${p}/v`, "2");
+        await w.updated("idle", 2);
+        expect(w.out("idle")).toBe("v=2\n");
+        await w.stderr.waitForCount(/Worker ended: nothing to sync/, 2);
       } finally {
         await w.stop();
       }

@@ -2,9 +2,17 @@ import { expect, test } from "bun:test";
 import { ConfdError } from "../src/errors.ts";
 import type { LogRecord } from "../src/log.ts";
 import type { WorkerInit } from "../src/protocol.ts";
+import { Slots } from "../src/slots.ts";
 import { backoff, ResourceWorker } from "../src/workers.ts";
 
 const url = Promise.resolve(new URL("./fixtures/crashing-worker.ts", import.meta.url));
+const unlimited = () => ({ slots: new Slots(Infinity) });
+
+/** Hooks that keep the log records, and count the worker starts the fixture logs. */
+function recorder() {
+  const logs: LogRecord[] = [];
+  return { logs, starts: () => logs.filter((r) => r.message === "started").length, hooks: { log: (r: LogRecord) => void logs.push(r), report: () => {} } };
+}
 
 function init(name: string): WorkerInit {
   return {
@@ -27,8 +35,8 @@ test("a crashed worker is reported with its resource's name and restarted; other
     },
     report: () => {},
   };
-  const a = new ResourceWorker(init("a"), hooks, url);
-  const b = new ResourceWorker(init("b"), hooks, url);
+  const a = new ResourceWorker(init("a"), hooks, unlimited(), url);
+  const b = new ResourceWorker(init("b"), hooks, unlimited(), url);
   await Promise.all([a.start(), b.start()]);
   try {
     const crash = a.sync(new Map([["/crash", "1"]]));
@@ -56,5 +64,61 @@ test("backoff grows exponentially with jitter and is capped at 30 s", () => {
     expect(backoff(40)).toBeGreaterThanOrEqual(15_000);
     expect(backoff(40, 5_000)).toBeLessThanOrEqual(5_000);
     expect(backoff(40, 5_000)).toBeGreaterThanOrEqual(2_500);
+  }
+});
+
+test("slots: first come, first served; a released slot goes to the next in line, once", async () => {
+  const slots = new Slots(1);
+  const order: string[] = [];
+  const first = await slots.acquire();
+  const second = slots.acquire().then((s) => (order.push("second"), s));
+  const third = slots.acquire().then((s) => (order.push("third"), s));
+  first.release();
+  first.release();
+  (await second).release();
+  (await third).release();
+  expect(order).toEqual(["second", "third"]);
+  // All given back (the second release of `first` counted once): one can be held again, not two.
+  await slots.acquire();
+  let fourth = false;
+  void slots.acquire().then(() => (fourth = true));
+  await Promise.resolve();
+  expect(fourth).toBe(false);
+});
+
+test("with one slot, a worker waiting only on its command lets the next resource sync meanwhile", async () => {
+  const r = recorder();
+  const slots = new Slots(1);
+  const a = new ResourceWorker(init("a"), r.hooks, { slots }, url);
+  const b = new ResourceWorker(init("b"), r.hooks, { slots }, url);
+  try {
+    const held = a.sync(new Map([["/command", "1"]]));
+    // b gets the one slot only once a has given it back, at the start of its command.
+    expect(await b.sync(new Map([["/k", "v"]]))).toEqual({ changed: true, outOfSync: true });
+    const channel = new BroadcastChannel("confd-test-worker");
+    channel.postMessage("finish");
+    channel.close();
+    expect(await held).toEqual({ changed: true, outOfSync: true });
+  } finally {
+    await Promise.all([a.stop(), b.stop()]);
+  }
+});
+
+test("a worker ends after its idle time and starts again for the next sync; without one it stays", async () => {
+  const ending = recorder();
+  const once = new ResourceWorker(init("once"), ending.hooks, { slots: new Slots(2), idleMs: 0 }, url);
+  const staying = recorder();
+  const kept = new ResourceWorker(init("kept"), staying.hooks, { slots: new Slots(2) }, url);
+  try {
+    for (let i = 0; i < 3; i++) {
+      await once.sync(new Map([["/k", String(i)]]));
+      await kept.sync(new Map([["/k", String(i)]]));
+      // The idle timer of 0 ms has run before a timer set after it.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    expect(ending.starts()).toBe(3);
+    expect(staying.starts()).toBe(1);
+  } finally {
+    await Promise.all([once.stop(), kept.stop()]);
   }
 });
