@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { decodeBytes } from "./bytes.ts";
 import { ConfdError, errnoText } from "./errors.ts";
-import { funcNames } from "./funcs.ts";
+import { FUNC_NAME_SET } from "./func-names.ts";
 import { GoTemplateParseError, parseGoTemplate } from "./gotemplate-parse.ts";
 import { compileHandlebars } from "./handlebars.ts";
 import type { CompiledTemplate } from "./protocol.ts";
@@ -21,7 +21,7 @@ export function compileTemplate(resource: ResourceSpec, templatesDir: string): C
   }
   try {
     // Named as confd names it (the file's base name), so error messages read as confd's do.
-    return { engine: "go", file: resource.src, tree: parseGoTemplate(basename(resource.src), source, funcNames()) };
+    return { engine: "go", file: resource.src, tree: parseGoTemplate(basename(resource.src), source, FUNC_NAME_SET) };
   } catch (err) {
     if (err instanceof GoTemplateParseError) throw new ConfdError(err.message, { file: resource.src });
     throw err;
