@@ -86,7 +86,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 1;
   }
 
-  const { jobs, loadFailures } = prepareJobs(config);
+  const { jobs, loadFailures } = await prepareJobs(config);
   const stop = new AbortController();
   const onSignal = (signal: keyof typeof SIGNAL_NUMBERS) => {
     if (stop.signal.aborted) {
@@ -137,7 +137,7 @@ function usageFailure(err: UsageError): number {
 /** Loads and compiles every resource; a resource that cannot be loaded is reported and left out. */
 type WorkerJob = { resource: ResourceSpec; worker: ResourceWorker };
 
-function prepareJobs(config: Config): { jobs: WorkerJob[]; loadFailures: number } {
+async function prepareJobs(config: Config): Promise<{ jobs: WorkerJob[]; loadFailures: number }> {
   log.debug(`Loading template resources from confdir ${config.confdir}`);
   const loaded = loadResources({ confdir: config.confdir, prefix: config.prefix, defaultEngine: config.templateEngine as Engine });
   for (const warning of loaded.warnings) log.warning(warning);
@@ -149,7 +149,7 @@ function prepareJobs(config: Config): { jobs: WorkerJob[]; loadFailures: number 
     try {
       log.debug(`Resource ${resource.name}: ${resource.src} rendered with the ${resource.engine} engine`);
       const cacheKey = `${resource.engine}:${resource.src}`;
-      const template = compiled.get(cacheKey) ?? compileTemplate(resource, templatesDir);
+      const template = compiled.get(cacheKey) ?? (await compileTemplate(resource, templatesDir));
       compiled.set(cacheKey, template);
       jobs.push({ resource, worker: newWorker(resource, template, config) });
     } catch (err) {
