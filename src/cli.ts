@@ -18,16 +18,16 @@ import { ResourceWorker, type WorkerLifecycle } from "./workers.ts";
 /** The commit a binary was built from, defined by scripts/build.ts; absent when run from source. */
 declare const CONFD_REVISION: string | undefined;
 
-// `confd --version` and `--help` alone answer before the modules below load: yargs, the TOML parser
-// and the template engines cost a binary about 20 MiB and 25 ms, and those flags need none of them.
+// `confd --version` and `--help` alone answer before the modules below load: yargs and the TOML parser
+// cost a binary about 15 MiB and 15 ms, and those flags need neither.
 if (import.meta.main && process.argv.length === 3) {
   const flag = process.argv[2]!.replace(/^--?/, "").replace(/=true$/, "");
   if (flag === "version") {
-    process.stdout.write(versionText());
+    print(1, versionText());
     process.exit(0);
   }
   if (flag === "help" || flag === "h") {
-    process.stdout.write((await import("./flags.ts")).usage());
+    print(1, (await import("./flags.ts")).usage());
     process.exit(0);
   }
 }
@@ -37,7 +37,6 @@ const { parseFlags, usage } = await import("./flags.ts");
 const { compileTemplate } = await import("./engines.ts");
 const { processAll, runInterval } = await import("./processor.ts");
 const { loadResources } = await import("./resource.ts");
-const { runWatch } = await import("./watch.ts");
 
 /** How long a signal waits for syncs in flight before exiting anyway (commands have their own timeouts). */
 const SHUTDOWN_GRACE_MS = 90_000;
@@ -53,11 +52,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     return usageFailure(err);
   }
   if (flags.help) {
-    process.stdout.write(usage());
+    print(1, usage());
     return 0;
   }
   if (flags.version) {
-    process.stdout.write(versionText());
+    print(1, versionText());
     return 0;
   }
 
@@ -87,7 +86,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 1;
   }
 
-  const { jobs, loadFailures } = prepareJobs(config);
+  const { jobs, loadFailures } = await prepareJobs(config);
   const stop = new AbortController();
   const onSignal = (signal: keyof typeof SIGNAL_NUMBERS) => {
     if (stop.signal.aborted) {
@@ -116,6 +115,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (config.backend === "env") {
         log.info("The env backend cannot change while confd runs: with -watch its resources render once, then confd waits for a signal");
       }
+      const { runWatch } = await import("./watch.ts");
       await runWatch(client, jobs, stop.signal);
       return 0;
     }
@@ -130,14 +130,14 @@ export async function main(argv: readonly string[]): Promise<number> {
 
 /** As Go's flag package fails: the problem, a hint, exit status 2. */
 function usageFailure(err: UsageError): number {
-  process.stderr.write(`confd: ${err.message}\nRun 'confd --help' for usage.\n`);
+  print(2, `confd: ${err.message}\nRun 'confd --help' for usage.\n`);
   return 2;
 }
 
 /** Loads and compiles every resource; a resource that cannot be loaded is reported and left out. */
 type WorkerJob = { resource: ResourceSpec; worker: ResourceWorker };
 
-function prepareJobs(config: Config): { jobs: WorkerJob[]; loadFailures: number } {
+async function prepareJobs(config: Config): Promise<{ jobs: WorkerJob[]; loadFailures: number }> {
   log.debug(`Loading template resources from confdir ${config.confdir}`);
   const loaded = loadResources({ confdir: config.confdir, prefix: config.prefix, defaultEngine: config.templateEngine as Engine });
   for (const warning of loaded.warnings) log.warning(warning);
@@ -150,7 +150,7 @@ function prepareJobs(config: Config): { jobs: WorkerJob[]; loadFailures: number 
     try {
       log.debug(`Resource ${resource.name}: ${resource.src} rendered with the ${resource.engine} engine`);
       const cacheKey = `${resource.engine}:${resource.src}`;
-      const template = compiled.get(cacheKey) ?? compileTemplate(resource, templatesDir);
+      const template = compiled.get(cacheKey) ?? (await compileTemplate(resource, templatesDir));
       compiled.set(cacheKey, template);
       jobs.push({ resource, worker: newWorker(resource, template, config, lifecycle) });
     } catch (err) {
@@ -185,6 +185,18 @@ function report(text: string): void {
     writeFully(1, encodeText(text));
   } catch (err) {
     log.error(`cannot write the --noop report to stdout: ${errnoText(err)}`);
+  }
+}
+
+/**
+ * Text written whole before the process exits, as fd.ts explains; through process.stdout it could be
+ * cut short, and merely touching process.stdout cost `confd --version` about 3 MiB and 3 ms.
+ */
+function print(fd: 1 | 2, text: string): void {
+  try {
+    writeFully(fd, encodeText(text));
+  } catch {
+    // The reader is gone (`confd --help | head -1`): there is no one left to tell.
   }
 }
 

@@ -9,6 +9,7 @@ import { DnsCache, type DnsAnswers, type SRV } from "./dns.ts";
 import { GlobSyntaxError, globMatch } from "./glob.ts";
 import { formatValue, sprintf } from "./gofmt.ts";
 import { GoTime } from "./gotime.ts";
+import type { FuncName } from "./func-names.ts";
 import { and, ComparisonError, compareGoStrings, eq, ge, goKind, goTypeName, gt, isTrue, le, lt, ne, or } from "./govalue.ts";
 
 export type { SRV } from "./dns.ts";
@@ -128,6 +129,8 @@ function fn<const P extends readonly Param[]>(params: P, body: (cx: Context, ...
 
 // --- the library ---------------------------------------------------------------
 
+// Exactly the names func-names.ts lists (satisfies refuses a missing or an extra one), which is what
+// the template compilers check calls against without loading this module.
 const LIBRARY = {
   get: fn(["string"], (cx, key) => {
     const value = cx.store.get(key);
@@ -254,9 +257,9 @@ const LIBRARY = {
     if (v === null || v === undefined) throw new Failure("len of nil pointer");
     throw new Failure(`len of type ${goTypeName(v)}`);
   }),
-} satisfies Record<string, Definition>;
+} satisfies Record<FuncName, Definition>;
 
-/** The name of every function createFuncs provides, for the template compilers' "unknown function" checks. */
+/** The name of every function createFuncs provides (the main thread reads them from func-names.ts instead). */
 export function funcNames(): Set<string> {
   return new Set(Object.keys(LIBRARY));
 }

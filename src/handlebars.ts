@@ -11,12 +11,10 @@ import { isAbsolute, join, relative } from "node:path";
 import Handlebars from "handlebars";
 import { decodeBytes } from "./bytes.ts";
 import { ConfdError, errnoText } from "./errors.ts";
-import { funcNames } from "./funcs.ts";
+import { FUNC_NAME_SET } from "./func-names.ts";
 import { LOCATION_HASH_KEY, type HandlebarsTemplate } from "./protocol.ts";
 
 const COMPILE_OPTIONS = { noEscape: true, strict: false } as const;
-
-const FUNC_NAMES = funcNames();
 
 /** Where something is in a template, for its error. */
 interface Place {
@@ -196,7 +194,7 @@ function tagCall(node: Record<string, unknown>, file: string): void {
   if (name === "lookup" && params !== 2) {
     throw new ConfdError(`lookup takes 2 arguments (an object and a field), got ${params}`, { file, ...position(node) });
   }
-  if (!FUNC_NAMES.has(name)) {
+  if (!FUNC_NAME_SET.has(name)) {
     if (hasArguments && !BUILTIN_HELPERS.has(name)) throw new ConfdError(`unknown function "${name}"`, { file, ...position(node) });
     return;
   }

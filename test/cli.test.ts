@@ -1,9 +1,9 @@
 // The command line as a user meets it: usage errors, help, version, log formats, modes, secrets.
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { OPTIONS } from "../src/options.ts";
-import { baseEnv, Lines, runConfd, spawnConfd, tempDir, writeTree } from "./helpers.ts";
+import { baseEnv, CLI, Lines, ROOT, runConfd, spawnConfd, tempDir, writeTree } from "./helpers.ts";
 
 const tmp = tempDir();
 afterAll(tmp.cleanup);
@@ -249,5 +249,61 @@ describe("modes", () => {
       child.kill("SIGTERM");
     }
     expect(await child.exited).toBe(0);
+  });
+});
+
+describe("start-up: the main thread loads only what the run needs", () => {
+  let runs = 0;
+
+  /**
+   * The modules `bun src/cli.ts <args>` loaded in its main thread (workers are threads of their own):
+   * files under src/ by their path, packages by name. A compiled binary splits its bundle along the
+   * same dynamic imports, so what is not loaded here is not loaded there.
+   */
+  async function modulesLoaded(args: string[], env = baseEnv()): Promise<Set<string>> {
+    const out = join(tmp.path, `modules-${++runs}.txt`);
+    const preload = join(tmp.path, `record-modules-${runs}.ts`);
+    writeFileSync(preload, `process.on("exit", () => require("node:fs").writeFileSync(${JSON.stringify(out)}, Object.keys(require.cache).join("\\n")));\n`);
+    const child = Bun.spawn([process.execPath, "--preload", preload, CLI, ...args], { env, stdout: "ignore", stderr: "pipe" });
+    const [stderr, code] = await Promise.all([new Response(child.stderr).text(), child.exited]);
+    expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
+    const names = readFileSync(out, "utf8").split("\n").map((path) => /.*\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(path)?.[1] ?? relative(ROOT, path));
+    return new Set(names);
+  }
+
+  /** A confdir of one resource in the given engine, run once with the env backend. */
+  function onetimeArgs(engine: "go" | "handlebars"): string[] {
+    const dir = join(tmp.path, `startup-${engine}`);
+    const src = engine === "go" ? "app.tmpl" : "app.hbs";
+    writeTree(dir, {
+      [`templates/${src}`]: 'v={{getv "/app/v"}}\n',
+      "conf.d/app.toml": `[template]\nsrc = "${src}"\ndest = ${JSON.stringify(join(dir, "out", "app.conf"))}\nkeys = ["/app"]\n`,
+      "out/.keep": "",
+    });
+    return ["-onetime", "-backend", "env", "-confdir", dir, "-config-file", join(dir, "none"), "-log-level", "error"];
+  }
+
+  const BACKEND_LIBRARIES = ["etcd3", "@grpc/grpc-js", "protobufjs", "ioredis", "consul"];
+  // The function library runs in the workers; the compilers need only its names (func-names.ts).
+  const WORKER_ONLY = ["src/funcs.ts", "src/gotime.ts", "src/template.ts", "src/sync.ts"];
+
+  test("Go templates and the env backend: no handlebars compiler, no function library, no other backend, no watch", async () => {
+    const loaded = await modulesLoaded(onetimeArgs("go"), baseEnv({ APP_V: "1" }));
+    expect(loaded).toContain("src/gotemplate-parse.ts");
+    expect(loaded).toContain("src/backends/env.ts");
+    const unwanted = ["handlebars", "src/handlebars.ts", ...WORKER_ONLY, ...BACKEND_LIBRARIES, "src/backends/file.ts", "src/watch.ts"];
+    expect(unwanted.filter((name) => loaded.has(name))).toEqual([]);
+  });
+
+  test("handlebars templates: the handlebars compiler, still no function library", async () => {
+    const loaded = await modulesLoaded(onetimeArgs("handlebars"), baseEnv({ APP_V: "1" }));
+    expect(loaded).toContain("src/handlebars.ts");
+    expect(loaded).toContain("handlebars");
+    expect([...WORKER_ONLY, ...BACKEND_LIBRARIES].filter((name) => loaded.has(name))).toEqual([]);
+  });
+
+  test("--version: neither yargs nor the TOML parser", async () => {
+    const loaded = await modulesLoaded(["--version"]);
+    expect(["yargs", "@iarna/toml", "src/config.ts", "src/engines.ts"].filter((name) => loaded.has(name))).toEqual([]);
   });
 });

@@ -3,7 +3,8 @@
 import { describe, expect, test } from "bun:test";
 import { DnsCache, type DnsResolver, srvQueryName } from "../src/dns.ts";
 import { GoTime } from "../src/gotime.ts";
-import { createFuncs, FuncError, type KVPair, type SRVRecord, type TemplateFunc } from "../src/funcs.ts";
+import { FUNC_NAMES } from "../src/func-names.ts";
+import { createFuncs, FuncError, funcNames, type KVPair, type SRVRecord, type TemplateFunc } from "../src/funcs.ts";
 import { isTrue } from "../src/govalue.ts";
 
 const store = new Map<string, string>([
@@ -67,6 +68,10 @@ describe("function set", () => {
     expect(f.index).toBeUndefined();
     expect(f.constructor).toBeUndefined();
     expect("toString" in f).toBe(false);
+  });
+
+  test("func-names.ts lists exactly the library's functions, which the compilers check calls against", () => {
+    expect([...funcNames()].sort()).toEqual([...FUNC_NAMES].sort());
   });
 
   test("FuncError carries the function, Go's message and the key", () => {
