@@ -1,7 +1,7 @@
 // Command-line parsing: confd's Go-style flags (`-backend etcd`, `--backend=etcd`, `-onetime`, `-noop=1`,
 // `-node a -node b`, `-watch=false`) into the options explicitly given, and the usage text. Values are
 // read as Go's flag package reads them (options.ts parseOptionText), so `-noop=1` is a dry run here too.
-import yargs from "yargs";
+import { Parser } from "yargs/helpers";
 import { UsageError } from "./errors.ts";
 import { invalidValue, OPTIONS, parseOptionText, type Config, type OptionSpec } from "./options.ts";
 
@@ -13,26 +13,22 @@ BY_FLAG.set("h", BY_FLAG.get("help")!);
 
 export function parseFlags(argv: readonly string[]): FlagValues {
   const tokens = goFlagTokens(argv);
-  let parser = yargs(tokens.map((t) => `--${t.name}=${t.value}`))
-    .parserConfiguration({
-      "short-option-groups": false,
-      "camel-case-expansion": false,
-      "boolean-negation": false,
-      "dot-notation": false,
-      "parse-numbers": false,
-      "parse-positional-numbers": false,
-    })
-    // yargs' own help and version handling is switched off first: it would drop our options of those names.
-    .help(false)
-    .version(false)
-    .strict()
-    .exitProcess(false)
-    .fail((message: string | null, err: Error | undefined) => {
-      throw new UsageError(message ?? err?.message ?? "invalid arguments");
-    });
-  // Every value reaches yargs as text already checked by goFlagTokens; yargs collects repeated flags.
-  for (const o of OPTIONS) parser = parser.option(o.flag, { type: "string" });
-  const parsed = parser.parseSync() as Record<string, unknown>;
+  // Every flag reaches yargs as --name=text already checked by goFlagTokens: yargs' parser (not its
+  // command builder, which costs the binary some 10 MiB more for nothing used here) collects repeats.
+  const parsed = Parser(
+    tokens.map((t) => `--${t.name}=${t.value}`),
+    {
+      configuration: {
+        "short-option-groups": false,
+        "camel-case-expansion": false,
+        "boolean-negation": false,
+        "dot-notation": false,
+        "parse-numbers": false,
+        "parse-positional-numbers": false,
+        "duplicate-arguments-array": true,
+      },
+    },
+  ) as Record<string, unknown>;
 
   const values: Record<string, unknown> = {};
   const last = (raw: unknown) => String(Array.isArray(raw) ? raw[raw.length - 1] : raw);
