@@ -10,7 +10,6 @@ import { runCommand, type CommandResult } from "./command.ts";
 import { unifiedDiff } from "./diff.ts";
 import { ConfdError, errnoText } from "./errors.ts";
 import { writeFully } from "./fd.ts";
-import { executeGoTemplate, GoTemplateExecError } from "./gotemplate-exec.ts";
 import type { LogRecord } from "./log.ts";
 import type { CommandData, CommandTemplate, ResourceSpec } from "./resource.ts";
 
@@ -83,7 +82,7 @@ export async function syncFile(spec: ResourceSpec, content: string, options: Syn
   try {
     const hook = async (which: "check_cmd" | "reload_cmd", template: CommandTemplate | null, data: CommandData, timeoutMs: number) => {
       if (!template || options.syncOnly) return;
-      const command = renderCommand(template, data, which, spec);
+      const command = await renderCommand(template, data, which, spec);
       debug(`Running ${which === "check_cmd" ? "check" : "reload"} command ${command}`);
       const result = await runCommand(command, { timeoutMs, platform: options.platform, running: options.commandRunning });
       if (!result.ok) throw commandError(which, timeoutMs, result, spec);
@@ -254,8 +253,13 @@ function rewriteInPlace(dest: string, bytes: Uint8Array, old: Uint8Array, want: 
   setModeAndOwner(dest, want);
 }
 
-/** A command's text for this sync, rendered as confd renders check_cmd: Go's text/template, builtins only. */
-export function renderCommand(command: CommandTemplate, data: CommandData, which: string, spec: ResourceSpec): string {
+/**
+ * A command's text for this sync, rendered as confd renders check_cmd: Go's text/template, builtins only.
+ * The Go engine is imported here, not at the top, so that a handlebars resource's worker loads it only
+ * when the resource has a command.
+ */
+export async function renderCommand(command: CommandTemplate, data: CommandData, which: string, spec: ResourceSpec): Promise<string> {
+  const { executeGoTemplate, GoTemplateExecError } = await import("./gotemplate-exec.ts");
   try {
     return executeGoTemplate(command.tree, data, {});
   } catch (err) {

@@ -51,11 +51,11 @@ describe("cmd.exe quoting", () => {
     expect(cmdRuns(verbatimLine(argv))).toBe(command);
   });
 
-  test("{{.src}} and {{.dest}} become Windows paths verbatim (no $ patterns, no slash changes)", () => {
+  test("{{.src}} and {{.dest}} become Windows paths verbatim (no $ patterns, no slash changes)", async () => {
     const staged = "C:\\ProgramData\\app $&\\.app.conf.0a1b2c3d";
     const dest = "C:\\ProgramData\\app $&\\app.conf";
     const command = commandTemplate('"C:\\bin\\check.exe" {{.src}} --dest {{ .dest }}', "check_cmd", "app.toml")!;
-    expect(renderCommand(command, { src: staged, dest }, "check_cmd", { file: "app.toml" } as ResourceSpec)).toBe(`"C:\\bin\\check.exe" ${staged} --dest ${dest}`);
+    expect(await renderCommand(command, { src: staged, dest }, "check_cmd", { file: "app.toml" } as ResourceSpec)).toBe(`"C:\\bin\\check.exe" ${staged} --dest ${dest}`);
   });
 });
 
