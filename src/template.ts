@@ -3,7 +3,7 @@
 // own part is a module of its own (template-go.ts, template-handlebars.ts), so that a worker loads only
 // the engine its resource uses.
 import { DnsCache } from "./dns.ts";
-import { createFuncs, type Store, type TemplateFunc } from "./funcs.ts";
+import { createFuncTable, type Store, type TemplateFunc } from "./funcs.ts";
 
 export type Render = (store: Store) => Promise<string>;
 
@@ -14,10 +14,13 @@ export type Runner = (funcs: Record<string, TemplateFunc>) => string;
 const MAX_DNS_ROUNDS = 3;
 
 export function renderWith(run: Runner): Render {
+  const library = createFuncTable();
   return async (store) => {
     const dns = new DnsCache();
     for (let round = 0; ; round++) {
-      const text = run(createFuncs(store, { dns }));
+      // The library reads this render's values only while this run, which is synchronous, lasts: a second
+      // sync that starts while this one waits for DNS cannot change what it reads.
+      const text = library.run(store, dns, run);
       if (dns.pending === 0 || round >= MAX_DNS_ROUNDS) return text;
       await dns.resolvePending();
     }
