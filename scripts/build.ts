@@ -7,7 +7,7 @@
 // @oven/bun-<target> at exactly our Bun version, fetched with `npm pack`, checked against the
 // integrity recorded in package-lock.json when it is there, and cached under .cache/bun-runtimes/.
 // The binary must not need the build tree at run time: etcd3's .proto files are inlined (below), the
-// worker is an entrypoint of its own, and .env/bunfig.toml autoloading is off.
+// worker entries (one per template engine) are entrypoints of their own, and .env/bunfig.toml autoloading is off.
 import { createHash } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -171,7 +171,7 @@ async function buildTarget(target: Target, outdir: string, revision: string): Pr
   const partial = join(scratch, binaryName(target));
   try {
     const result = await Bun.build({
-      entrypoints: [join(ROOT, "src", "cli.ts"), join(ROOT, "src", "worker.ts")],
+      entrypoints: [join(ROOT, "src", "cli.ts"), join(ROOT, "src", "worker-go.ts"), join(ROOT, "src", "worker-handlebars.ts")],
       target: "bun",
       // Bytecode needs ESM here. Splitting keeps each backend's libraries in chunks of their own, loaded
       // only by the backend's dynamic import: in one chunk, etcd3, gRPC and ioredis cost every start,

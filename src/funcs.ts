@@ -85,7 +85,7 @@ export interface FuncOptions {
   fileExists?: (path: string) => boolean;
 }
 
-/** What the bodies run against: one render's store and surroundings. */
+/** What the bodies run against: the store and surroundings of the render under way. */
 interface Context {
   store: Store;
   env: Readonly<Record<string, string | undefined>>;
@@ -265,13 +265,47 @@ export function funcNames(): Set<string> {
 }
 
 export function createFuncs(store: Store, options: FuncOptions = {}): Record<string, TemplateFunc> {
-  const cx: Context = {
+  return library(context(store, options));
+}
+
+/**
+ * The library for a thread that renders one template over and over (a resource's worker), built once:
+ * `run` points it at one render's store and DNS answers for the length of a synchronous render, so that
+ * a render makes no new closures and the table keeps no values once it is done.
+ */
+export interface FuncTable {
+  run<T>(store: Store, dns: DnsAnswers, render: (funcs: Record<string, TemplateFunc>) => T): T;
+}
+
+const NO_VALUES: Store = new Map();
+
+export function createFuncTable(options: Omit<FuncOptions, "dns"> = {}): FuncTable {
+  const cx = context(NO_VALUES, options);
+  const funcs = library(cx);
+  return {
+    run(store, dns, render) {
+      cx.store = store;
+      cx.dns = dns;
+      try {
+        return render(funcs);
+      } finally {
+        cx.store = NO_VALUES;
+      }
+    },
+  };
+}
+
+function context(store: Store, options: FuncOptions): Context {
+  return {
     store,
     env: options.env ?? environment(),
     now: options.now ?? (() => new Date()),
     dns: options.dns ?? new DnsCache(),
     fileExists: options.fileExists ?? existsSync,
   };
+}
+
+function library(cx: Context): Record<string, TemplateFunc> {
   // No prototype: an engine looking a name up must not find "constructor" or "toString".
   const funcs: Record<string, TemplateFunc> = Object.create(null);
   for (const [name, definition] of Object.entries(LIBRARY)) funcs[name] = (...args) => call(name, definition, cx, args);

@@ -1,6 +1,6 @@
 // The handlebars engine, compile side (main thread): parse a template and the partials it uses from
 // <confdir>/templates, tag every call of a library function with its line and column, and precompile
-// to JavaScript. Workers load only the small handlebars runtime (see template.ts): the full compiler
+// to JavaScript. Workers load only the small handlebars runtime (see template-handlebars.ts): the full compiler
 // costs each worker about 1.3 MiB more and four times the start-up time.
 //
 // Every partial a template can reach is found here, at load, so that a missing one, one outside the

@@ -2,7 +2,7 @@
 // reload. The destination is only ever the old file or the complete new one, byte for byte: a write
 // that fails part way (a full disk) leaves the old file and no stage file behind.
 import {
-  chmodSync, chownSync, closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, statSync, unlinkSync,
+  closeSync, fchmodSync, fchownSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, statSync, unlinkSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { decodeBytes, encodeText } from "./bytes.ts";
@@ -10,7 +10,6 @@ import { runCommand, type CommandResult } from "./command.ts";
 import { unifiedDiff } from "./diff.ts";
 import { ConfdError, errnoText } from "./errors.ts";
 import { writeFully } from "./fd.ts";
-import { executeGoTemplate, GoTemplateExecError } from "./gotemplate-exec.ts";
 import type { LogRecord } from "./log.ts";
 import type { CommandData, CommandTemplate, ResourceSpec } from "./resource.ts";
 
@@ -78,12 +77,13 @@ export async function syncFile(spec: ResourceSpec, content: string, options: Syn
     return { changed: false, outOfSync: true };
   }
 
-  const staged = stage(dest, bytes, want, windows);
+  // The stage file's path while it exists; a rename makes it the destination.
+  let staged: string | undefined = stage(dest, bytes, want, windows);
   let keep = options.keepStageFile;
   try {
     const hook = async (which: "check_cmd" | "reload_cmd", template: CommandTemplate | null, data: CommandData, timeoutMs: number) => {
       if (!template || options.syncOnly) return;
-      const command = renderCommand(template, data, which, spec);
+      const command = await renderCommand(template, data, which, spec);
       debug(`Running ${which === "check_cmd" ? "check" : "reload"} command ${command}`);
       const result = await runCommand(command, { timeoutMs, platform: options.platform, running: options.commandRunning });
       if (!result.ok) throw commandError(which, timeoutMs, result, spec);
@@ -93,25 +93,25 @@ export async function syncFile(spec: ResourceSpec, content: string, options: Syn
     await hook("check_cmd", spec.checkCmd, { src: staged, dest }, spec.checkTimeoutMs);
 
     debug(`Overwriting target config ${dest}`);
-    replace(staged, dest, bytes, old, want, windows);
+    if (replace(staged, dest, bytes, old, want, windows) === "renamed") staged = undefined;
     keep = false;
 
     await hook("reload_cmd", spec.reloadCmd, { src: dest, dest }, spec.reloadTimeoutMs);
     info(`Target config ${dest} has been updated`);
     return { changed: true, outOfSync: true };
   } finally {
-    if (!keep && existsSync(staged)) unlinkSync(staged);
+    if (!keep && staged !== undefined) unlinkSync(staged);
   }
 }
 
 function stat(path: string): FileState | undefined {
   let s;
   try {
-    s = statSync(path);
+    s = statSync(path, { throwIfNoEntry: false });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw new ConfdError(`cannot stat destination: ${errnoText(err)}`, { file: path });
   }
+  if (s === undefined) return undefined;
   if (s.isDirectory()) throw new ConfdError("destination is a directory", { file: path });
   return { mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, special: s.isFile() ? undefined : s.isFIFO() ? "FIFO" : "special file" };
 }
@@ -125,28 +125,19 @@ function readDestination(path: string): Buffer {
 }
 
 /**
- * Writes every byte (a write that fails part way lets its ENOSPC, EDQUOT or EIO through), fsyncs and
- * closes: the bytes are on disk before anything renames or reports the file.
+ * Owner first: chown(2) clears the setuid and setgid bits that a chmod before it would have set. Each
+ * call only when it changes something.
  */
-function writeDurably(fd: number, bytes: Uint8Array): void {
-  try {
-    writeFully(fd, bytes);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+function setModeAndOwner(fd: number, want: FileState): void {
+  const s = fstatSync(fd);
+  const chown = s.uid !== want.uid || s.gid !== want.gid;
+  if (chown) fchownSync(fd, want.uid, want.gid);
+  if (chown || (s.mode & 0o7777) !== want.mode) fchmodSync(fd, want.mode);
 }
 
-function setModeAndOwner(path: string, want: FileState): void {
-  chmodSync(path, want.mode);
-  const s = statSync(path);
-  if (s.uid !== want.uid || s.gid !== want.gid) chownSync(path, want.uid, want.gid);
-}
-
-/** Writes the stage file (hidden, created 0600) in the destination's directory, then sets its mode and owner. */
+/** Writes the stage file (hidden, created 0600) in the destination's directory; a failure removes it. */
 function stage(dest: string, bytes: Uint8Array, want: FileState, windows: boolean): string {
   const dir = dirname(dest);
-  if (!existsSync(dir)) throw new ConfdError(`destination directory ${dir} does not exist`, { file: dest });
   // Unpredictability is not needed for safety ("wx" refuses an existing file or symlink), only uniqueness;
   // node:crypto would cost every worker thread about 5 ms to load.
   const staged = join(dir, `.${basename(dest)}.${process.pid.toString(16)}${Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, "0")}`);
@@ -154,21 +145,65 @@ function stage(dest: string, bytes: Uint8Array, want: FileState, windows: boolea
   try {
     fd = openSync(staged, "wx", 0o600);
   } catch (err) {
+    // Asked of open itself rather than checked before: one system call less on every sync.
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new ConfdError(`destination directory ${dir} does not exist`, { file: dest });
     throw new ConfdError(`cannot create stage file in ${dir}: ${errnoText(err)}`, { file: dest });
   }
   try {
-    writeDurably(fd, bytes);
+    fill(fd, bytes, want, windows, dest);
   } catch (err) {
+    closeAfterFailure(fd);
     unlinkSync(staged);
-    throw new ConfdError(`cannot write the new file: ${errnoText(err)}; destination left unchanged`, { file: dest });
+    throw err;
   }
   try {
-    if (!windows) setModeAndOwner(staged, want);
+    closeSync(fd);
   } catch (err) {
     unlinkSync(staged);
-    throw new ConfdError(`cannot set mode ${want.mode.toString(8)} owner ${want.uid}:${want.gid}: ${errnoText(err)}`, { file: dest });
+    throw writeFailed(err, dest);
   }
   return staged;
+}
+
+/**
+ * Every byte (a write that fails part way lets its ENOSPC, EDQUOT or EIO through), then the mode and
+ * owner (not on Windows), then an fsync: bytes, mode and owner are on disk before anything renames or
+ * reports the file.
+ */
+function fill(fd: number, bytes: Uint8Array, want: FileState, windows: boolean, dest: string): void {
+  try {
+    writeFully(fd, bytes);
+  } catch (err) {
+    throw writeFailed(err, dest);
+  }
+  if (!windows) {
+    try {
+      setModeAndOwner(fd, want);
+    } catch (err) {
+      throw new ConfdError(`cannot set mode ${want.mode.toString(8)} owner ${want.uid}:${want.gid}: ${errnoText(err)}`, { file: dest });
+    }
+  }
+  try {
+    fsyncSync(fd);
+  } catch (err) {
+    throw writeFailed(err, dest);
+  }
+}
+
+function writeFailed(err: unknown, dest: string): ConfdError {
+  return new ConfdError(`cannot write the new file: ${errnoText(err)}; destination left unchanged`, { file: dest });
+}
+
+/**
+ * Closes a descriptor given up after a failure already being reported. Once: another worker thread may
+ * be given the same number as soon as it is closed.
+ */
+function closeAfterFailure(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // The failure being reported says more.
+  }
 }
 
 function compare(current: FileState | undefined, old: Buffer | undefined, bytes: Buffer, want: FileState, windows: boolean): string[] {
@@ -193,21 +228,22 @@ const WINDOWS_RENAME_RETRY_MS = [10, 20, 40, 80, 160, 320, 640, 1000];
 
 /**
  * rename(2) over the destination. On Linux a bind-mounted file cannot be replaced (EBUSY), so it is
- * rewritten in place; on Windows EBUSY means the file is open, and the rename is retried instead.
+ * rewritten in place, and the stage file is left to remove; on Windows EBUSY means the file is open,
+ * and the rename is retried instead.
  */
-function replace(staged: string, dest: string, bytes: Uint8Array, old: Uint8Array | undefined, want: FileState, windows: boolean): void {
+function replace(staged: string, dest: string, bytes: Uint8Array, old: Uint8Array | undefined, want: FileState, windows: boolean): "renamed" | "rewritten" {
   for (let attempt = 0; ; attempt++) {
     try {
       renameSync(staged, dest);
       // No fsync of the directory: the stage file was fsynced before the rename, so after a crash the
       // destination is the old file or the complete new one either way; a directory fsync would only make
       // the new version durable sooner, at the cost of a journal commit per file per change.
-      return;
+      return "renamed";
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (!windows && code === "EBUSY") {
         rewriteInPlace(dest, bytes, old ?? new Uint8Array(), want);
-        return;
+        return "rewritten";
       }
       const delay = WINDOWS_RENAME_RETRY_MS[attempt];
       if (windows && delay !== undefined && (code === "EPERM" || code === "EBUSY" || code === "EACCES")) {
@@ -248,14 +284,19 @@ function rewriteInPlace(dest: string, bytes: Uint8Array, old: Uint8Array, want: 
       const outcome = restored ? "old content put back" : "old content could not be put back";
       throw new ConfdError(`cannot rewrite bind-mounted destination in place: ${errnoText(err)}; ${outcome}`, { file: dest });
     }
+    setModeAndOwner(fd, want);
   } finally {
     closeSync(fd);
   }
-  setModeAndOwner(dest, want);
 }
 
-/** A command's text for this sync, rendered as confd renders check_cmd: Go's text/template, builtins only. */
-export function renderCommand(command: CommandTemplate, data: CommandData, which: string, spec: ResourceSpec): string {
+/**
+ * A command's text for this sync, rendered as confd renders check_cmd: Go's text/template, builtins only.
+ * The Go engine is imported here, not at the top, so that a handlebars resource's worker loads it only
+ * when the resource has a command.
+ */
+export async function renderCommand(command: CommandTemplate, data: CommandData, which: string, spec: ResourceSpec): Promise<string> {
+  const { executeGoTemplate, GoTemplateExecError } = await import("./gotemplate-exec.ts");
   try {
     return executeGoTemplate(command.tree, data, {});
   } catch (err) {

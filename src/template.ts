@@ -1,99 +1,28 @@
-// Rendering, run side (worker): a compiled template (handlebars: precompiled specs, of which only the
-// small runtime is loaded here; Go: a parsed tree) bound to the function library over one sync's values.
-import Handlebars from "handlebars/runtime";
+// Rendering, run side (worker), the part both engines share: an engine's runner bound to the function
+// library over one sync's values, run again while DNS lookups it asked for are answered. Each engine's
+// own part is a module of its own (template-go.ts, template-handlebars.ts), so that a worker loads only
+// the engine its resource uses.
 import { DnsCache } from "./dns.ts";
-import { ConfdError } from "./errors.ts";
-import { createFuncs, FuncError, funcNames, type Store, type TemplateFunc } from "./funcs.ts";
-import { executeGoTemplate, GoTemplateExecError } from "./gotemplate-exec.ts";
-import { LOCATION_HASH_KEY, type CompiledTemplate, type GoTemplate, type HandlebarsTemplate } from "./protocol.ts";
+import { createFuncTable, type Store, type TemplateFunc } from "./funcs.ts";
 
 export type Render = (store: Store) => Promise<string>;
+
+/** One engine's compiled template, run once over a function library. */
+export type Runner = (funcs: Record<string, TemplateFunc>) => string;
 
 /** Lookups answered by DNS make a render wait for the answers and run again; more rounds mean a template looping on lookups. */
 const MAX_DNS_ROUNDS = 3;
 
-export function instantiate(compiled: CompiledTemplate): Render {
-  const run = compiled.engine === "go" ? goRunner(compiled) : handlebarsRunner(compiled);
+export function renderWith(run: Runner): Render {
+  const library = createFuncTable();
   return async (store) => {
     const dns = new DnsCache();
     for (let round = 0; ; round++) {
-      const text = run(createFuncs(store, { dns }));
+      // The library reads this render's values only while this run, which is synchronous, lasts: a second
+      // sync that starts while this one waits for DNS cannot change what it reads.
+      const text = library.run(store, dns, run);
       if (dns.pending === 0 || round >= MAX_DNS_ROUNDS) return text;
       await dns.resolvePending();
     }
   };
-}
-
-type Runner = (funcs: Record<string, TemplateFunc>) => string;
-
-function goRunner(compiled: GoTemplate): Runner {
-  return (funcs) => {
-    try {
-      return executeGoTemplate(compiled.tree, null, funcs);
-    } catch (err) {
-      // Go's message already says where (template: name:line:col: executing ...), as confd users know it.
-      if (err instanceof GoTemplateExecError) throw new ConfdError(err.message, { file: compiled.file, key: err.key });
-      throw new ConfdError(`template error: ${(err as Error).message}`, { file: compiled.file });
-    }
-  };
-}
-
-function handlebarsRunner(compiled: HandlebarsTemplate): Runner {
-  const env = Handlebars.create();
-  // Its log helper writes arguments (store values) to the console, past our log and its rules.
-  env.unregisterHelper("log");
-  // Helpers are registered once; each render points them at that render's functions.
-  let funcs: Record<string, TemplateFunc> = {};
-  for (const name of funcNames()) {
-    env.registerHelper(name, (...args: unknown[]) => {
-      const options = args.pop() as { hash?: Record<string, unknown> } | undefined;
-      try {
-        return funcs[name]!(...args.map(goNumber));
-      } catch (err) {
-        throw locate(err, name, options?.hash?.[LOCATION_HASH_KEY], compiled.file);
-      }
-    });
-  }
-  for (const [name, partial] of Object.entries(compiled.partials)) env.registerPartial(name, env.template(load(partial.spec)));
-  const template = env.template(load(compiled.spec));
-  return (current) => {
-    funcs = current;
-    try {
-      return template({}, { allowProtoPropertiesByDefault: false, allowProtoMethodsByDefault: false });
-    } catch (err) {
-      if (err instanceof ConfdError) throw err;
-      // Its messages show no value: a partial it cannot find, say, has a name written in the template
-      // (handlebars.ts refuses computed ones).
-      throw new ConfdError(`template error: ${(err as Error).message}`, { file: compiled.file });
-    }
-  };
-}
-
-/**
- * Handlebars has one kind of number, JavaScript's, and reads 42 and 42.0 alike: as an argument, a
- * whole number is Go's int (see govalue.ts), so that printf "%d" 42 and eq (len x) 2 work as written;
- * any other number is a float64.
- */
-function goNumber(arg: unknown): unknown {
-  return typeof arg === "number" && Number.isSafeInteger(arg) ? BigInt(arg) : arg;
-}
-
-/** A precompiled spec is JavaScript produced by our own compile step in the main thread. */
-function load(spec: string): TemplateSpecification {
-  return new Function(`return (${spec});`)() as TemplateSpecification;
-}
-
-type TemplateSpecification = Parameters<typeof Handlebars.template>[0];
-
-function locate(err: unknown, name: string, loc: unknown, fallbackFile: string): ConfdError {
-  let file = fallbackFile;
-  let line: number | undefined;
-  let column: number | undefined;
-  if (typeof loc === "string") {
-    const parsed = JSON.parse(loc) as [string, number, number];
-    [file, line, column] = parsed;
-  }
-  const key = err instanceof FuncError ? err.key : undefined;
-  const message = err instanceof Error ? err.message : String(err);
-  return new ConfdError(`${name}: ${message}`, { file, line, column, key });
 }

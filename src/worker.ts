@@ -1,43 +1,61 @@
 // A resource's worker thread: holds its template, and for each set of values it is sent renders the
 // template and syncs the destination. It never talks to a store; the main thread does that once for all.
+// The thread starts from its engine's entry (worker-go.ts, worker-handlebars.ts), which hands this loop
+// the engine, so that a worker loads only the engine its resource uses.
 import { ConfdError, withContext } from "./errors.ts";
 import { enabled } from "./log.ts";
-import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
+import type { CompiledTemplate, FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
 import { syncFile } from "./sync.ts";
-import { instantiate, type Render } from "./template.ts";
+import type { Render } from "./template.ts";
 
 declare const self: Worker;
 
+/**
+ * Every worker is a JavaScript VM of its own, so each one JIT-compiles the same code again, though most
+ * of it (a sync, the start of a render) runs once per change. Tier-up thresholds 16 times the default
+ * leave such code in the interpreter, and a large template's hot loops are still compiled within its
+ * first render (5,000 keys: no slower over 60 syncs). Per worker, over its first 100 syncs: JIT threads'
+ * CPU 0.18 -> 0.05 ms a sync, RSS 0.5-1.3 MiB less. It applies to this thread's VM only; the main
+ * thread keeps the default.
+ */
+const JIT_POLICY = 16;
+
 const post = (message: FromWorker) => self.postMessage(message);
 
-let init: WorkerInit | undefined;
-let render: Render | undefined;
+/** Runs this thread for a resource whose template is in `engine`, made ready to render by `instantiate`. */
+export function serveResource<T extends CompiledTemplate>(engine: T["engine"], instantiate: (template: T) => Render): void {
+  Bun.unsafe.setJITPolicy(JIT_POLICY);
+  let init: WorkerInit | undefined;
+  let render: Render | undefined;
 
-self.onmessage = async (event: MessageEvent<ToWorker>) => {
-  const message = event.data;
-  if (message.type === "init") {
-    init = message.init;
-    render = instantiate(init.template);
-    post({ type: "ready" });
-    return;
-  }
-  if (!init || !render) throw new Error("worker received a sync before init");
-  const { resource } = init;
-  try {
-    const content = await render(new Map(message.values));
-    const outcome = await syncFile(resource, content, {
-      noop: init.noop,
-      syncOnly: init.syncOnly,
-      keepStageFile: init.keepStageFile,
-      log: (record) => {
-        if (enabled(record.level, init!.logLevel)) post({ type: "log", record });
-      },
-      report: (text) => post({ type: "report", text }),
-      commandRunning: (pid, alive) => post({ type: "command", pid, alive }),
-    });
-    post({ type: "done", id: message.id, outcome });
-  } catch (err) {
-    const error = err instanceof ConfdError ? err : withContext(err, { file: resource.file });
-    post({ type: "failed", id: message.id, error: { message: error.message, context: { ...error.context, resource: resource.name } } });
-  }
-};
+  self.onmessage = async (event: MessageEvent<ToWorker>) => {
+    const message = event.data;
+    if (message.type === "init") {
+      init = message.init;
+      // The main thread picks the entry by this same field; a mismatch is a bug, and crashes the worker.
+      if (init.template.engine !== engine) throw new Error(`a ${init.template.engine} template was sent to the ${engine} worker`);
+      render = instantiate(init.template as T);
+      post({ type: "ready" });
+      return;
+    }
+    if (!init || !render) throw new Error("worker received a sync before init");
+    const { resource } = init;
+    try {
+      const content = await render(new Map(message.values));
+      const outcome = await syncFile(resource, content, {
+        noop: init.noop,
+        syncOnly: init.syncOnly,
+        keepStageFile: init.keepStageFile,
+        log: (record) => {
+          if (enabled(record.level, init!.logLevel)) post({ type: "log", record });
+        },
+        report: (text) => post({ type: "report", text }),
+        commandRunning: (pid, alive) => post({ type: "command", pid, alive }),
+      });
+      post({ type: "done", id: message.id, outcome });
+    } catch (err) {
+      const error = err instanceof ConfdError ? err : withContext(err, { file: resource.file });
+      post({ type: "failed", id: message.id, error: { message: error.message, context: { ...error.context, resource: resource.name } } });
+    }
+  };
+}

@@ -6,6 +6,7 @@ import { killTree } from "./command.ts";
 import { ConfdError } from "./errors.ts";
 import type { LogRecord } from "./log.ts";
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
+import type { Engine } from "./resource.ts";
 import { Slots, type Slot } from "./slots.ts";
 import type { SyncOutcome } from "./sync.ts";
 import { setLongTimeout, type LongTimeout } from "./timer.ts";
@@ -25,7 +26,11 @@ export interface WorkerLifecycle {
   idleMs?: number;
 }
 
-const WORKER_ENTRY = new URL("./worker.ts", import.meta.url);
+/** One entry per template engine, so that a worker loads only its resource's engine. */
+const WORKER_ENTRIES: Record<Engine, URL> = {
+  go: new URL("./worker-go.ts", import.meta.url),
+  handlebars: new URL("./worker-handlebars.ts", import.meta.url),
+};
 const BACKOFF_START_MS = 100;
 const BACKOFF_CAP_MS = 30_000;
 
@@ -55,7 +60,7 @@ export class ResourceWorker {
     private readonly hooks: WorkerHooks,
     private readonly lifecycle: WorkerLifecycle = { slots: new Slots(Infinity) },
     /** The worker entry; tests pass their own to make a worker crash on purpose. */
-    private readonly url: Promise<string | URL> = workerEntry(),
+    private readonly url: Promise<string | URL> = workerEntry(init.template.engine),
   ) {}
 
   get name(): string {
@@ -199,28 +204,35 @@ export class ResourceWorker {
 /** The worker thread died; the values it was given may be fine, and a retry is worth it. */
 export class WorkerCrashError extends ConfdError {}
 
-let bundled: Promise<string | URL> | undefined;
+const bundled = new Map<Engine, Promise<string | URL>>();
 
 /**
- * The worker entry to start. Run from source, each worker would resolve and transpile a dozen modules
- * itself (200 workers: 1.9 s instead of 1.1 s on 2 cores), so the main thread bundles them once, in
- * memory (about 10 ms), and workers start from that. A compiled binary holds the worker as an
- * entrypoint of its own (scripts/build.ts), bundled and in bytecode, which this URL names there.
+ * The worker entry to start for a resource in this engine. Run from source, each worker would resolve and
+ * transpile a dozen modules itself (200 workers: 1.9 s instead of 1.1 s on 2 cores), so the main thread
+ * bundles them once per engine, in memory (about 10 ms), and workers start from that. A compiled binary
+ * holds each entry as an entrypoint of its own (scripts/build.ts), bundled and in bytecode, which these
+ * URLs name there.
  */
-export function workerEntry(): Promise<string | URL> {
-  bundled ??= (async () => {
-    if (Bun.isStandaloneExecutable) return WORKER_ENTRY;
-    if (WORKER_ENTRY.protocol !== "file:" || !(await Bun.file(WORKER_ENTRY).exists())) return WORKER_ENTRY;
-    try {
-      const result = await Bun.build({ entrypoints: [Bun.fileURLToPath(WORKER_ENTRY)], target: "bun", minify: true });
-      const output = result.outputs[0];
-      if (!result.success || !output) return WORKER_ENTRY;
-      return URL.createObjectURL(new Blob([await output.text()], { type: "text/javascript" }));
-    } catch {
-      return WORKER_ENTRY;
-    }
-  })();
-  return bundled;
+export function workerEntry(engine: Engine): Promise<string | URL> {
+  let entry = bundled.get(engine);
+  if (!entry) {
+    entry = bundle(WORKER_ENTRIES[engine]);
+    bundled.set(engine, entry);
+  }
+  return entry;
+}
+
+async function bundle(entry: URL): Promise<string | URL> {
+  if (Bun.isStandaloneExecutable) return entry;
+  if (entry.protocol !== "file:" || !(await Bun.file(entry).exists())) return entry;
+  try {
+    const result = await Bun.build({ entrypoints: [Bun.fileURLToPath(entry)], target: "bun", minify: true });
+    const output = result.outputs[0];
+    if (!result.success || !output) return entry;
+    return URL.createObjectURL(new Blob([await output.text()], { type: "text/javascript" }));
+  } catch {
+    return entry;
+  }
 }
 
 /** Bun's ErrorEvent message carries a source excerpt; the error itself is the useful part. */

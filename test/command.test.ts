@@ -35,10 +35,10 @@ test("Windows commands go through cmd /C, verbatim", () => {
 const render = (text: string, src: string, dest: string) =>
   renderCommand(commandTemplate(text, "check_cmd", "app.toml")!, { src, dest }, "check_cmd", { file: "app.toml" } as ResourceSpec);
 
-test("commands are Go templates over {{.src}} and {{.dest}}, as confd renders check_cmd", () => {
-  expect(render("nginx -t -c {{.src}} && cp {{ .dest }} /bak && echo {{- .src -}}", "/etc/.x.1", "/etc/x")).toBe("nginx -t -c /etc/.x.1 && cp /etc/x /bak && echo/etc/.x.1");
-  expect(render('check {{printf "%q" .src}}', "/etc/my app/.x.1", "/etc/my app/x")).toBe('check "/etc/my app/.x.1"');
-  expect(render('echo {{"{{"}}.Id}}', "s", "d")).toBe("echo {{.Id}}");
+test("commands are Go templates over {{.src}} and {{.dest}}, as confd renders check_cmd", async () => {
+  expect(await render("nginx -t -c {{.src}} && cp {{ .dest }} /bak && echo {{- .src -}}", "/etc/.x.1", "/etc/x")).toBe("nginx -t -c /etc/.x.1 && cp /etc/x /bak && echo/etc/.x.1");
+  expect(await render('check {{printf "%q" .src}}', "/etc/my app/.x.1", "/etc/my app/x")).toBe('check "/etc/my app/.x.1"');
+  expect(await render('echo {{"{{"}}.Id}}', "s", "d")).toBe("echo {{.Id}}");
 });
 
 test("a command that is not a valid template, or uses other fields, is refused at load naming the key", () => {

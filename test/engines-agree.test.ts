@@ -1,8 +1,8 @@
 // The two engines agree wherever handlebars can say what a Go template says: one table of cases, each
 // written in both languages, rendered through each engine's real compile and run sides (the Go parser
-// or handlebars.ts, then template.ts) over one store, with one expected output or one error. The Go
-// engine answers with text/template's builtins (eq, len, printf...), handlebars with the function
-// library, so the table also holds the two to the same rules (govalue.ts).
+// or handlebars.ts, then template-go.ts or template-handlebars.ts) over one store, with one expected
+// output or one error. The Go engine answers with text/template's builtins (eq, len, printf...),
+// handlebars with the function library, so the table also holds the two to the same rules (govalue.ts).
 import { afterAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -10,7 +10,8 @@ import { ConfdError } from "../src/errors.ts";
 import { funcNames } from "../src/funcs.ts";
 import { parseGoTemplate } from "../src/gotemplate-parse.ts";
 import { compileHandlebars } from "../src/handlebars.ts";
-import { instantiate } from "../src/template.ts";
+import { instantiateGo } from "../src/template-go.ts";
+import { instantiateHandlebars } from "../src/template-handlebars.ts";
 import { tempDir } from "./helpers.ts";
 
 const store = new Map([
@@ -112,9 +113,10 @@ type Outcome = { out: string } | { err: string };
 async function render(engine: "go" | "handlebars", src: string): Promise<Outcome> {
   const file = join(tmp.path, `t${files++}.${engine === "go" ? "tmpl" : "hbs"}`);
   writeFileSync(file, src);
-  const compiled = engine === "go" ? { engine, file, tree: parseGoTemplate("t.tmpl", src, funcNames()) } : compileHandlebars(file, tmp.path);
+  const render =
+    engine === "go" ? instantiateGo({ engine, file, tree: parseGoTemplate("t.tmpl", src, funcNames()) }) : instantiateHandlebars(compileHandlebars(file, tmp.path));
   try {
-    return { out: await instantiate(compiled)(store) };
+    return { out: await render(store) };
   } catch (err) {
     if (err instanceof ConfdError) return { err: err.message };
     throw err;

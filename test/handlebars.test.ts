@@ -1,12 +1,13 @@
 // Handlebars partials and handlebars' own helpers: what is checked when a template is loaded
-// (handlebars.ts), and what renders (template.ts). A template's partials are found when it is loaded, so
-// that a missing, escaping or recursive one is an error naming its file and line before anything runs.
+// (handlebars.ts), and what renders (template-handlebars.ts). A template's partials are found when it is
+// loaded, so that a missing, escaping or recursive one is an error naming its file and line before
+// anything runs.
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfdError } from "../src/errors.ts";
 import { compileHandlebars } from "../src/handlebars.ts";
-import { instantiate } from "../src/template.ts";
+import { instantiateHandlebars } from "../src/template-handlebars.ts";
 import { runConfd, tempDir, writeTree } from "./helpers.ts";
 
 const tmp = tempDir("confd-handlebars-");
@@ -22,7 +23,7 @@ function templates(files: Record<string, string>): string {
 
 async function render(files: Record<string, string>): Promise<string> {
   const dir = templates(files);
-  return instantiate(compileHandlebars(join(dir, "main.hbs"), dir))(new Map([["/p", "main"]]));
+  return instantiateHandlebars(compileHandlebars(join(dir, "main.hbs"), dir))(new Map([["/p", "main"]]));
 }
 
 /** The error loading main.hbs gives, with its file made relative to the templates directory. */

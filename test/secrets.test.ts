@@ -8,7 +8,8 @@ import { funcNames } from "../src/funcs.ts";
 import { BUILTINS } from "../src/gotemplate-builtins.ts";
 import { parseGoTemplate } from "../src/gotemplate-parse.ts";
 import { compileHandlebars } from "../src/handlebars.ts";
-import { instantiate } from "../src/template.ts";
+import { instantiateGo } from "../src/template-go.ts";
+import { instantiateHandlebars } from "../src/template-handlebars.ts";
 import { runConfd, tempDir, writeTree } from "./helpers.ts";
 
 const SECRET = "s3cr3t-VALUE-9f8e";
@@ -154,9 +155,9 @@ async function renderError(engine: Engine, src: string): Promise<ConfdError> {
   const file = join(tmp.path, `t${files++}.${engine === "go" ? "tmpl" : "hbs"}`);
   writeFileSync(file, src);
   try {
-    const compiled =
-      engine === "go" ? { engine, file, tree: parseGoTemplate("t.tmpl", src, funcNames()) } : compileHandlebars(file, tmp.path);
-    await instantiate(compiled)(store);
+    const render =
+      engine === "go" ? instantiateGo({ engine, file, tree: parseGoTemplate("t.tmpl", src, funcNames()) }) : instantiateHandlebars(compileHandlebars(file, tmp.path));
+    await render(store);
   } catch (err) {
     if (err instanceof ConfdError) return err;
     throw err;

@@ -203,6 +203,25 @@ describe("sync", () => {
     expect(statSync(s.dest).mode & 0o777).toBe(0o600);
   });
 
+  test.skipIf(process.getuid?.() !== 0)("setuid and setgid bits are kept when the owner changes too (needs root)", async () => {
+    const s = setup({ resource: 'mode = "6755"\nuid = 1\ngid = 2' });
+    expect((await s.run()).code).toBe(0);
+    expect(statSync(s.dest).mode & 0o7777).toBe(0o6755);
+    expect(statSync(s.dest).uid).toBe(1);
+    // In sync from then on: chown(2) after chmod would have dropped the bits, and every run rewrote the file.
+    const again = await s.run("-log-level", "debug");
+    expect(again.stderr).toContain(`Target config ${s.dest} in sync`);
+  });
+
+  test("a destination directory that does not exist is named", async () => {
+    const s = setup();
+    const dest = join(s.dir, "missing", "app.conf");
+    writeTree(s.dir, { "conf.d/app.toml": `[template]\nsrc = "app.conf.hbs"\ndest = ${JSON.stringify(dest)}\nkeys = ["/app"]\n` });
+    const r = await s.run();
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`ERROR resource app: ${dest}: destination directory ${join(s.dir, "missing")} does not exist`);
+  });
+
   test.skipIf(process.getuid?.() !== 0)("an owner and group change is synced (needs root)", async () => {
     const s = setup({ resource: "uid = 1\ngid = 2" });
     writeFileSync(s.dest, "port=8080\n");

@@ -51,11 +51,11 @@ describe("cmd.exe quoting", () => {
     expect(cmdRuns(verbatimLine(argv))).toBe(command);
   });
 
-  test("{{.src}} and {{.dest}} become Windows paths verbatim (no $ patterns, no slash changes)", () => {
+  test("{{.src}} and {{.dest}} become Windows paths verbatim (no $ patterns, no slash changes)", async () => {
     const staged = "C:\\ProgramData\\app $&\\.app.conf.0a1b2c3d";
     const dest = "C:\\ProgramData\\app $&\\app.conf";
     const command = commandTemplate('"C:\\bin\\check.exe" {{.src}} --dest {{ .dest }}', "check_cmd", "app.toml")!;
-    expect(renderCommand(command, { src: staged, dest }, "check_cmd", { file: "app.toml" } as ResourceSpec)).toBe(`"C:\\bin\\check.exe" ${staged} --dest ${dest}`);
+    expect(await renderCommand(command, { src: staged, dest }, "check_cmd", { file: "app.toml" } as ResourceSpec)).toBe(`"C:\\bin\\check.exe" ${staged} --dest ${dest}`);
   });
 });
 
@@ -150,26 +150,24 @@ describe("syncing on Windows", () => {
   test("on Linux, EBUSY still means a bind-mounted file, rewritten in place at once", async () => {
     const s = setup("linux-ebusy", "linux");
     const calls = failRenames(["EBUSY"]);
-    const chmods = spyOn(fs, "chmodSync");
-    const chowns = spyOn(fs, "chownSync").mockImplementation(() => {});
-    spies.push(chmods, chowns);
+    // Owners are set on open descriptors: recorded by the file's inode, not applied (that needs root).
+    const chowned: { ino: number; uid: number; gid: number }[] = [];
+    spies.push(spyOn(fs, "fchownSync").mockImplementation((fd, uid, gid) => void chowned.push({ ino: fs.fstatSync(fd).ino, uid, gid })));
     expect(await syncFile(s.spec, "new\n", s.options)).toEqual({ changed: true, outOfSync: true });
     expect(calls()).toBe(1);
     expect(fs.readFileSync(s.dest, "utf8")).toBe("new\n");
-    expect(chowns).toHaveBeenCalledWith(s.dest, 4321, 4321);
+    expect(chowned).toContainEqual({ ino: fs.statSync(s.dest).ino, uid: 4321, gid: 4321 });
   });
 
   test("no mode or owner: nothing is chmod-ed or chown-ed, and a mode difference alone is no change", async () => {
     const s = setup("mode", "win32");
-    const chmods = spyOn(fs, "chmodSync");
-    const chowns = spyOn(fs, "chownSync");
-    spies.push(chmods, chowns);
     fs.chmodSync(s.dest, 0o644);
-    chmods.mockClear();
+    const calls = ["chmodSync", "fchmodSync", "chownSync", "fchownSync"] as const;
+    const changers = calls.map((name) => spyOn(fs, name));
+    spies.push(...changers);
     expect(await syncFile(s.spec, "old\n", s.options)).toEqual({ changed: false, outOfSync: false });
     expect(await syncFile(s.spec, "new\n", s.options)).toEqual({ changed: true, outOfSync: true });
-    expect(chmods).not.toHaveBeenCalled();
-    expect(chowns).not.toHaveBeenCalled();
+    for (const changer of changers) expect(changer).not.toHaveBeenCalled();
     expect(s.logs.map((r) => r.message).join("\n")).not.toContain("should be");
   });
 

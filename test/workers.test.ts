@@ -1,4 +1,5 @@
 import { expect, test } from "bun:test";
+import { join } from "node:path";
 import { ConfdError } from "../src/errors.ts";
 import type { LogRecord } from "../src/log.ts";
 import type { WorkerInit } from "../src/protocol.ts";
@@ -121,4 +122,30 @@ test("a worker ends after its idle time and starts again for the next sync; with
   } finally {
     await Promise.all([once.stop(), kept.stop()]);
   }
+});
+
+test("a worker loads only its resource's template engine", async () => {
+  // Built as scripts/build.ts builds the binary (split into chunks loaded on import); what an entry loads
+  // at start is what its import statements reach, while a dynamic import is loaded when it runs.
+  const entries = { go: "worker-go.ts", handlebars: "worker-handlebars.ts" };
+  const src = join(import.meta.dir, "..", "src");
+  const result = await Bun.build({ entrypoints: Object.values(entries).map((e) => join(src, e)), target: "bun", format: "esm", splitting: true, metafile: true });
+  expect(result.success).toBe(true);
+  const outputs = result.metafile!.outputs;
+  const loadedAtStart = (entry: string): string[] => {
+    const seen = new Set<string>();
+    const visit = (path: string) => {
+      if (seen.has(path)) return;
+      seen.add(path);
+      for (const i of outputs[path]!.imports) if (i.kind === "import-statement") visit(i.path);
+    };
+    visit(Object.keys(outputs).find((path) => outputs[path]!.entryPoint?.endsWith(entry))!);
+    return [...seen].flatMap((path) => Object.keys(outputs[path]!.inputs));
+  };
+  const go = loadedAtStart(entries.go);
+  const handlebars = loadedAtStart(entries.handlebars);
+  expect(go.some((input) => input.includes("src/gotemplate-exec.ts"))).toBe(true);
+  expect(go.some((input) => input.includes("handlebars"))).toBe(false);
+  expect(handlebars.some((input) => input.includes("node_modules/handlebars/"))).toBe(true);
+  expect(handlebars.some((input) => input.includes("src/gotemplate-exec.ts"))).toBe(false);
 });
