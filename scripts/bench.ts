@@ -11,7 +11,7 @@
 // the same files (bytes and mode).
 //   bun scripts/bench.ts --confd /tmp/confd-go                                    ours from source
 //   bun scripts/bench.ts --confd /tmp/confd-go --binary dist/confd-0.1.0-linux-x64 ours compiled
-//   options: --cases 200,1000,fixture,version  --runs 5 (200/1000)  --startup-runs 20 (fixture/version)
+//   options: --cases 200,1000,fixture,version  --runs 5 (200)  --big-runs 3 (1000)  --startup-runs 20 (fixture, version)
 //            --sizes (also list every binary beside --binary with its xz -6 size; ~45 s of xz each)
 // Without --confd only ours runs, and only the absolute targets (peak RSS) are judged.
 //
@@ -40,6 +40,7 @@ const { values } = parseArgs({
     cases: { type: "string", default: "200,1000,fixture,version" },
     keys: { type: "string", default: "50" },
     runs: { type: "string", default: "5" },
+    "big-runs": { type: "string", default: "3" },
     "startup-runs": { type: "string", default: "20" },
     sizes: { type: "boolean", default: false },
   },
@@ -50,6 +51,8 @@ const OURS: string[] = values.binary ? [resolve(values.binary)] : [process.execP
 const CONFD: string | undefined = values.confd ? resolve(values.confd) : undefined;
 const KEYS = Number(values.keys);
 const RUNS = Number(values.runs);
+/** Runs of a case of 1000 resources or more: one of each takes 1-3 minutes here (confd reads the 50,000-key file once per resource). */
+const BIG_RUNS = Number(values["big-runs"]);
 const STARTUP_RUNS = Number(values["startup-runs"]);
 const MiB = 2 ** 20;
 
@@ -140,7 +143,8 @@ async function benchResources(resources: number, who: Who[]) {
     }
     const measured: Partial<Record<Who, Measured>> = {};
     let compared: string | undefined;
-    for (let i = 0; i < RUNS; i++) {
+    const runs = resources >= 1000 ? BIG_RUNS : RUNS;
+    for (let i = 0; i < runs; i++) {
       for (const w of i % 2 === 0 ? who : [...who].reverse()) {
         // Alternate between a fresh destination tree (every file written) and an unchanged one (every file compared).
         if (i % 2 === 0) {
@@ -152,7 +156,7 @@ async function benchResources(resources: number, who: Who[]) {
         m.wall.push(s.wallMs);
         m.cpu.push(s.cpuMs);
         m.rss.push(s.rssMiB!);
-        console.error(`${resources} resources, run ${i + 1}/${RUNS}, ${w}: ${s.wallMs.toFixed(0)} ms wall, ${s.cpuMs.toFixed(0)} ms CPU, ${s.rssMiB!.toFixed(1)} MiB (${i % 2 === 0 ? "fresh" : "unchanged"} files)`);
+        console.error(`${resources} resources, run ${i + 1}/${runs}, ${w}: ${s.wallMs.toFixed(0)} ms wall, ${s.cpuMs.toFixed(0)} ms CPU, ${s.rssMiB!.toFixed(1)} MiB (${i % 2 === 0 ? "fresh" : "unchanged"} files); load ${loadavg()}`);
       }
       if (i === 0 && who.length === 2) compared = compareTrees(join(dir, "out-ours"), join(dir, "out-confd"));
     }
