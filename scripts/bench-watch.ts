@@ -199,6 +199,16 @@ interface Run {
   initial: number;
   /** What the process wrote to stderr (at -log-level error: its errors). */
   errors: string[];
+  /** Set when the process ended before it was stopped. */
+  died?: string;
+}
+
+function readOr(file: string, otherwise: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return otherwise;
+  }
 }
 
 async function run(store: Store, resources: number, who: Who): Promise<Run> {
@@ -226,32 +236,46 @@ async function run(store: Store, resources: number, who: Who): Promise<Run> {
   })();
   try {
     // A file missing after the first render is reported (as writes lost) rather than fatal: confd on redis does that.
-    const initial = await allHold(out, files, "initial", START_TIMEOUT_MS);
-    const rss = rssMiB(child.pid);
-    const connections = connectionsTo(child.pid, store.port);
-    const cpuBefore = cpuSeconds(child.pid);
+    // The process may die on its own (confd on redis with several resources sometimes panics): then the
+    // wait ends at once with the files as they are, and the row says how it ended.
+    const exited = child.exited.then(() => true);
+    const holding = (value: string) => files.filter((f) => readOr(join(out, f), "") === value).length;
+    const waitFor = (value: string, timeoutMs: number) => Promise.race([allHold(out, files, value, timeoutMs), exited.then(() => holding(value))]);
+    const proc = <T,>(read: () => T, otherwise: T): T => {
+      try {
+        return read();
+      } catch {
+        return otherwise; // the process is gone
+      }
+    };
+
+    const initial = await waitFor("initial", START_TIMEOUT_MS);
+    const rss = proc(() => rssMiB(child.pid), NaN);
+    const connections = proc(() => connectionsTo(child.pid, store.port), NaN);
+    const cpuBefore = proc(() => cpuSeconds(child.pid), NaN);
 
     const latencies: number[] = [];
     const lost: number[] = [];
     let writes = 0;
-    for (let i = 0; i < WRITES && lost.length < GIVE_UP; i++) {
+    for (let i = 0; i < WRITES && lost.length < GIVE_UP && child.exitCode === null && child.signalCode === null; i++) {
       const value = `${who}-${resources}-v${i}`;
       const started = performance.now();
-      const done = allHold(out, files, value, TIMEOUT_MS);
+      const done = waitFor(value, TIMEOUT_MS);
       await store.put(value);
       const got = await done;
       writes++;
       if (got === files.length) latencies.push(performance.now() - started);
       else lost.push(got);
     }
-    const cpu = cpuSeconds(child.pid) - cpuBefore;
+    const cpu = proc(() => cpuSeconds(child.pid), NaN) - cpuBefore;
     latencies.sort((a, b) => a - b);
     const p = (q: number) => (latencies.length ? percentile(latencies, q) : NaN);
+    const died = child.exitCode !== null || child.signalCode !== null ? `exited by itself (${child.signalCode ?? `code ${child.exitCode}`})` : undefined;
     child.kill("SIGTERM");
     await child.exited;
     await drained;
     const errors = stderr.split("\n").filter(Boolean);
-    return { p50: p(50), p90: p(90), p99: p(99), cpu100: (cpu * 100) / writes, rss, connections, writes, lost, initial, errors };
+    return { p50: p(50), p90: p(90), p99: p(99), cpu100: writes ? (cpu * 100) / writes : NaN, rss, connections, writes, lost, initial, errors, died };
   } finally {
     child.kill("SIGTERM");
     await child.exited;
@@ -295,6 +319,7 @@ for (const name of args.backends.split(",")) {
               (r.initial < size ? `, first render wrote ${r.initial} of ${size} files` : "") +
               (r.lost.length ? `, ${r.lost.length} of ${r.writes} writes lost (files updated: ${r.lost.join(", ")} of ${size})` : "") +
               (r.errors.length ? `, ${r.errors.length} lines on stderr` : "") +
+              (r.died ? `, ${r.died}` : "") +
               `; load ${loadavg()}`,
           );
         }
@@ -321,7 +346,8 @@ for (const name of args.backends.split(",")) {
       const partial = rs.filter((r) => r.initial < size).map((r) => r.initial);
       const lostText =
         (lost ? `${lost} of ${writes} (files updated per lost write: ${[...new Set(rs.flatMap((r) => r.lost))].sort((a, b) => a - b).join(", ")} of ${size})` : "0") +
-        (partial.length ? `; first render wrote only ${partial.join(", ")} of ${size} files in ${partial.length} of ${rs.length} runs` : "");
+        (partial.length ? `; first render wrote only ${partial.join(", ")} of ${size} files in ${partial.length} of ${rs.length} runs` : "") +
+        (rs.some((r) => r.died) ? `; ${rs.filter((r) => r.died).length} of ${rs.length} runs ${[...new Set(rs.flatMap((r) => (r.died ? [r.died] : [])))].join(", ")}` : "");
       console.log(
         `| ${name} | ${size} | ${who} | ${spread(rs.map((r) => r.p50), 1)} | ${spread(rs.map((r) => r.p99), 1)} | ${spread(rs.map((r) => r.cpu100), 2)} | ${spread(rs.map((r) => r.rss), 0)} | ${spread(rs.map((r) => r.connections), 0)} | ${lostText} |`,
       );
@@ -335,14 +361,16 @@ for (const [key, rs] of results) {
   if (lines.length === 0) continue;
   const counts = new Map<string, number>();
   for (const l of lines) counts.set(l, (counts.get(l) ?? 0) + 1);
-  const top = [...counts].sort((a, b) => b[1] - a[1]).slice(0, 3);
-  console.log(`- ${key}: ${lines.length} lines on stderr, e.g. ${top.map(([l, n]) => `${n}× "${l.slice(0, 160)}"`).join("; ")}`);
+  const top = [...counts].filter(([l]) => !/^\s|^goroutine |^\[signal |^created by |^github\.com\//.test(l)).sort((a, b) => b[1] - a[1]).slice(0, 4);
+  // A Go panic's stack trace is many lines: counted once, by its first line.
+  const panics = lines.filter((l) => l.startsWith("panic:")).length;
+  console.log(`- ${key}: ${lines.length} lines on stderr${panics ? `, ${panics} Go panic(s)` : ""}, most frequent: ${top.map(([l, n]) => `${n}× "${l.slice(0, 160)}"`).join("; ")}`);
 }
 
 // --- the targets table ---
 
 const med = (store: string, size: number, who: Who, f: (r: Run) => number) => median((results.get(keyOf(store, size, who)) ?? []).map(f));
-const lostAny = (store: string, size: number, who: Who) => (results.get(keyOf(store, size, who)) ?? []).some((r) => r.lost.length > 0 || r.initial < size);
+const lostAny = (store: string, size: number, who: Who) => (results.get(keyOf(store, size, who)) ?? []).some((r) => r.lost.length > 0 || r.initial < size || r.died);
 const verdict = (ok: boolean) => (ok ? "met" : "**missed**");
 const rows: string[] = [];
 for (const name of args.backends.split(",")) {
