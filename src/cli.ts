@@ -8,6 +8,7 @@ import type { StoreClient } from "./store.ts";
 import { encodeText } from "./bytes.ts";
 import { ConfdError, describeError, errnoText, UsageError, withContext } from "./errors.ts";
 import { writeFully } from "./fd.ts";
+import { lessJit } from "./jit.ts";
 import { configureLog, emit, log, redact, type LogFormat, type LogLevel } from "./log.ts";
 import { OPTIONS, type Config } from "./options.ts";
 import type { CompiledTemplate } from "./protocol.ts";
@@ -32,6 +33,7 @@ if (import.meta.main && process.argv.length === 3) {
   }
 }
 
+lessJit();
 const { loadConfig } = await import("./config.ts");
 const { parseFlags, usage } = await import("./flags.ts");
 const { compileTemplate } = await import("./engines.ts");

@@ -3,6 +3,7 @@
 // The thread starts from its engine's entry (worker-go.ts, worker-handlebars.ts), which hands this loop
 // the engine, so that a worker loads only the engine its resource uses.
 import { ConfdError, withContext } from "./errors.ts";
+import { lessJit } from "./jit.ts";
 import { enabled } from "./log.ts";
 import type { CompiledTemplate, FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
 import { syncFile } from "./sync.ts";
@@ -10,21 +11,12 @@ import type { Render } from "./template.ts";
 
 declare const self: Worker;
 
-/**
- * Every worker is a JavaScript VM of its own, so each one JIT-compiles the same code again, though most
- * of it (a sync, the start of a render) runs once per change. Tier-up thresholds 16 times the default
- * leave such code in the interpreter, and a large template's hot loops are still compiled within its
- * first render (5,000 keys: no slower over 60 syncs). Per worker, over its first 100 syncs: JIT threads'
- * CPU 0.18 -> 0.05 ms a sync, RSS 0.5-1.3 MiB less. It applies to this thread's VM only; the main
- * thread keeps the default.
- */
-const JIT_POLICY = 16;
-
 const post = (message: FromWorker) => self.postMessage(message);
 
 /** Runs this thread for a resource whose template is in `engine`, made ready to render by `instantiate`. */
 export function serveResource<T extends CompiledTemplate>(engine: T["engine"], instantiate: (template: T) => Render): void {
-  Bun.unsafe.setJITPolicy(JIT_POLICY);
+  // Every worker JIT-compiles the same code again in its own VM (jit.ts).
+  lessJit();
   let init: WorkerInit | undefined;
   let render: Render | undefined;
 
