@@ -4,7 +4,6 @@
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { createStoreClient } from "./backends/index.ts";
-import type { StoreClient } from "./store.ts";
 import { encodeText } from "./bytes.ts";
 import { ConfdError, describeError, errnoText, UsageError, withContext } from "./errors.ts";
 import { writeFully } from "./fd.ts";
@@ -14,6 +13,7 @@ import { OPTIONS, type Config } from "./options.ts";
 import type { CompiledTemplate } from "./protocol.ts";
 import type { Engine, ResourceSpec } from "./resource.ts";
 import { cores, Slots } from "./slots.ts";
+import type { StoreClient } from "./store.ts";
 import { ResourceWorker, type WorkerLifecycle } from "./workers.ts";
 
 /** The commit a binary was built from, defined by scripts/build.ts; absent when run from source. */
