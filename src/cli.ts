@@ -183,22 +183,19 @@ function workerLifecycle(config: Config): WorkerLifecycle {
 
 /** --noop's diff, to stdout as bytes; written at once, so none is lost when the process exits. */
 function report(text: string): void {
-  try {
-    writeFully(1, encodeText(text));
-  } catch (err) {
-    log.error(`cannot write the --noop report to stdout: ${errnoText(err)}`);
-  }
+  print(1, text, (err) => log.error(`cannot write the --noop report to stdout: ${errnoText(err)}`));
 }
 
 /**
  * Text written whole before the process exits, as fd.ts explains; through process.stdout it could be
  * cut short, and merely touching process.stdout cost `confd --version` about 3 MiB and 3 ms.
  */
-function print(fd: 1 | 2, text: string): void {
+function print(fd: 1 | 2, text: string, failed: (err: unknown) => void = () => {}): void {
   try {
     writeFully(fd, encodeText(text));
-  } catch {
-    // The reader is gone (`confd --help | head -1`): there is no one left to tell.
+  } catch (err) {
+    // By default nobody is told: the reader is gone (`confd --help | head -1`).
+    failed(err);
   }
 }
 

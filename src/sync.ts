@@ -267,17 +267,19 @@ function rewriteInPlace(dest: string, bytes: Uint8Array, old: Uint8Array, want: 
   } catch (err) {
     throw new ConfdError(`cannot rewrite bind-mounted destination in place: ${errnoText(err)}; destination left unchanged`, { file: dest });
   }
+  // The whole content becomes `content`, on disk.
+  const overwrite = (content: Uint8Array) => {
+    writeFully(fd, content, 0);
+    ftruncateSync(fd, content.length);
+    fsyncSync(fd);
+  };
   try {
     try {
-      writeFully(fd, bytes, 0);
-      ftruncateSync(fd, bytes.length);
-      fsyncSync(fd);
+      overwrite(bytes);
     } catch (err) {
       let restored = true;
       try {
-        writeFully(fd, old, 0);
-        ftruncateSync(fd, old.length);
-        fsyncSync(fd);
+        overwrite(old);
       } catch {
         restored = false;
       }
