@@ -4,11 +4,11 @@
 // the first render; then times writes that find every worker ended (each waits for them to end again) and
 // writes right after another (workers running): the first change after idle costs the workers' starts.
 //   bun scripts/bench-idle.ts [--binary dist/confd-0.1.0-linux-x64] [--resources 100] [--idle 1s] [--writes 10]
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Etcd3 } from "etcd3";
+import { KEY, oneKeyConfdir } from "./bench-confdir.ts";
 import { startEtcd } from "../test/etcd-server.ts";
 import { Lines } from "../test/helpers.ts";
 
@@ -23,25 +23,17 @@ const { values: args } = parseArgs({
 const RESOURCES = Number(args.resources);
 const WRITES = Number(args.writes);
 const OURS = args.binary ? [resolve(args.binary)] : [process.execPath, join(import.meta.dir, "..", "src", "cli.ts")];
-const KEY = "/bench/value";
 
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const server = await startEtcd();
 const etcd = new Etcd3({ hosts: server.endpoint });
-const dir = mkdtempSync(join(tmpdir(), "confd-bench-idle-"));
+const { dir, configFile } = oneKeyConfdir(RESOURCES, "bench-idle");
 try {
-  mkdirSync(join(dir, "conf.d"), { recursive: true });
-  mkdirSync(join(dir, "templates"));
-  mkdirSync(join(dir, "out"));
-  writeFileSync(join(dir, "templates", "v.tmpl"), `{{getv "${KEY}"}}`);
-  for (let i = 0; i < RESOURCES; i++) {
-    writeFileSync(join(dir, "conf.d", `r${i}.toml`), `[template]\nsrc = "v.tmpl"\ndest = "${join(dir, "out", `r${i}.conf`)}"\nkeys = ["${KEY}"]\n`);
-  }
   await etcd.put(KEY).value("initial");
   const child = Bun.spawn(
-    [...OURS, "-watch", "-confdir", dir, "-config-file", join(dir, "none.toml"), "-log-level", "debug", "-worker-idle", args.idle!, "-backend", "etcdv3", "-node", server.endpoint],
+    [...OURS, "-watch", "-confdir", dir, "-config-file", configFile, "-log-level", "debug", "-worker-idle", args.idle!, "-backend", "etcdv3", "-node", server.endpoint],
     { stdout: "ignore", stderr: "pipe" },
   );
   const log = new Lines(child.stderr);

@@ -4,11 +4,11 @@
 // after: the main thread (named after the executable), the resources' workers ("Worker"), JIT compiler
 // threads ("JITWorker") and the rest, as milliseconds of CPU per write.
 //   bun scripts/bench-threads.ts [--binary dist/confd-0.1.0-linux-x64] [--resources 1,10] [--writes 200]
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Etcd3 } from "etcd3";
+import { KEY, oneKeyConfdir } from "./bench-confdir.ts";
 import { startEtcd } from "../test/etcd-server.ts";
 import { Lines } from "../test/helpers.ts";
 
@@ -17,7 +17,6 @@ const { values: args } = parseArgs({
 });
 const WRITES = Number(args.writes);
 const OURS = args.binary ? [resolve(args.binary)] : [process.execPath, join(import.meta.dir, "..", "src", "cli.ts")];
-const KEY = "/bench/value";
 const CLK_TCK = Number(Bun.spawnSync(["getconf", "CLK_TCK"]).stdout.toString().trim()) || 100;
 
 /** CPU seconds by thread name, summed over the threads of that name. */
@@ -41,17 +40,10 @@ try {
   console.log(`CPU ms per write by thread, ${WRITES} writes; ours: ${args.binary ?? "from source"}`);
   console.log("| resources | thread | ms per write |\n|---|---|---|");
   for (const resources of args.resources!.split(",").map(Number)) {
-    const dir = mkdtempSync(join(tmpdir(), "confd-bench-threads-"));
+    const { dir, configFile } = oneKeyConfdir(resources, "bench-threads");
     try {
-      mkdirSync(join(dir, "conf.d"), { recursive: true });
-      mkdirSync(join(dir, "templates"));
-      mkdirSync(join(dir, "out"));
-      writeFileSync(join(dir, "templates", "v.tmpl"), `{{getv "${KEY}"}}`);
-      for (let i = 0; i < resources; i++) {
-        writeFileSync(join(dir, "conf.d", `r${i}.toml`), `[template]\nsrc = "v.tmpl"\ndest = "${join(dir, "out", `r${i}.conf`)}"\nkeys = ["${KEY}"]\n`);
-      }
       await etcd.put(KEY).value("initial");
-      const child = Bun.spawn([...OURS, "-watch", "-confdir", dir, "-config-file", join(dir, "none.toml"), "-log-level", "info", "-backend", "etcdv3", "-node", server.endpoint], {
+      const child = Bun.spawn([...OURS, "-watch", "-confdir", dir, "-config-file", configFile, "-log-level", "info", "-backend", "etcdv3", "-node", server.endpoint], {
         stdout: "ignore",
         stderr: "pipe",
       });

@@ -24,12 +24,12 @@
 //   watches only (they share one channel), so with 2 or more resources most writes never reach every file.
 //   Such writes are counted as lost (with how many files did get the value), the row stops after
 //   --give-up of them, and the targets for redis at those sizes are judged against confd on etcd.
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, watch, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, readdirSync, readlinkSync, rmSync, watch } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Etcd3 } from "etcd3";
 import Redis from "ioredis";
+import { KEY, oneKeyConfdir } from "./bench-confdir.ts";
 import { startEtcd } from "../test/etcd-server.ts";
 import { startRedis } from "../test/redis-server.ts";
 
@@ -53,7 +53,6 @@ const TIMEOUT_MS = Number(args["timeout-ms"]);
 const GIVE_UP = Number(args["give-up"]);
 const OURS: string[] = args.binary ? [resolve(args.binary)] : [process.execPath, join(import.meta.dir, "..", "src", "cli.ts")];
 const CONFD: string | undefined = args.confd ? resolve(args.confd) : undefined;
-const KEY = "/bench/value";
 const CLK_TCK = Number(Bun.spawnSync(["getconf", "CLK_TCK"]).stdout.toString().trim()) || 100;
 /**
  * How long to wait for the first render of every file. 100 resources from source on a loaded machine take
@@ -212,22 +211,9 @@ function readOr(file: string, otherwise: string): string {
 }
 
 async function run(store: Store, resources: number, who: Who): Promise<Run> {
-  const dir = mkdtempSync(join(tmpdir(), "confd-bench-watch-"));
-  const out = join(dir, "out");
-  mkdirSync(join(dir, "conf.d"), { recursive: true });
-  mkdirSync(join(dir, "templates"));
-  mkdirSync(out);
-  // Go text/template (.tmpl): valid for confd and for our Go engine alike.
-  writeFileSync(join(dir, "templates", "v.tmpl"), `{{getv "${KEY}"}}`);
-  // An empty config file for both: confd fails on a -config-file that does not exist.
-  writeFileSync(join(dir, "confd.toml"), "");
-  const files: string[] = [];
-  for (let i = 0; i < resources; i++) {
-    files.push(`r${i}.conf`);
-    writeFileSync(join(dir, "conf.d", `r${i}.toml`), `[template]\nsrc = "v.tmpl"\ndest = "${join(out, `r${i}.conf`)}"\nkeys = ["${KEY}"]\n`);
-  }
+  const { dir, out, files, configFile } = oneKeyConfdir(resources, "bench-watch");
   await store.put("initial");
-  const argv = [...(who === "ours" ? OURS : [CONFD!]), "-watch", "-confdir", dir, "-config-file", join(dir, "confd.toml"), "-log-level", "error", ...store.confdArgs];
+  const argv = [...(who === "ours" ? OURS : [CONFD!]), "-watch", "-confdir", dir, "-config-file", configFile, "-log-level", "error", ...store.confdArgs];
   const child = Bun.spawn(argv, { stdout: "inherit", stderr: "pipe" });
   // Drained all the time (a full pipe would block the process), kept for the report.
   let stderr = "";
