@@ -1,5 +1,6 @@
 // The unified diff that --noop prints: which lines differ between the destination and the rendered text,
-// and the `diff -u` text for them (GNU's hunk headers), capped in size.
+// and the `diff -u` text for them (GNU's hunk headers), capped in size; and how many lines differ, for the
+// max_change output guard (guards.ts).
 //
 // Which lines differ is decided the way GNU diff's analyze.c decides it, so that memory stays linear in the
 // input and the time stays bounded on any input: the common prefix and suffix are set aside, the rest is
@@ -280,6 +281,18 @@ function changeGroups(changed: Changed): number[] {
     groups.push(a0 - 1, i - 1, b0 - 1, j - 1);
   }
   return groups;
+}
+
+/** How many lines each text has, and how many of them a diff removes and adds: output guards' max_change. */
+export function lineChanges(before: string, after: string): { before: number; after: number; removed: number; added: number } {
+  const a = lines(before);
+  const b = lines(after);
+  const changed = findChanges(a, b);
+  let removed = 0;
+  let added = 0;
+  for (const flag of changed.a) removed += flag;
+  for (const flag of changed.b) added += flag;
+  return { before: a.length, after: b.length, removed, added };
 }
 
 /** GNU diff's hunk ranges: "start,length", just "start" for one line, "start-1,0" for none. */

@@ -7,6 +7,7 @@ import { parseToml, withKeyLine } from "./config.ts";
 import { ConfdError, withContext } from "./errors.ts";
 import { K, type GoTemplateTree } from "./gotemplate-node.ts";
 import { GoTemplateParseError, parseGoTemplate } from "./gotemplate-parse.ts";
+import { parseFormat, parseMaxChange, type RenderFormat } from "./guards.ts";
 
 export interface ResourceSpec {
   /** The conf.d file's path relative to conf.d, without ".toml": how logs and errors name the resource. */
@@ -32,11 +33,25 @@ export interface ResourceSpec {
   reloadTimeoutMs: number;
   /** Which template language `src` is written in. */
   engine: Engine;
+  /** Output guards (guards.ts): install an empty render anyway; most share of lines a render may change, in percent; its syntax. */
+  allowEmpty?: boolean;
+  maxChange?: number;
+  format?: RenderFormat;
+  /** Keep the replaced destination as <dest>.confd-prev, and put it back when reload_cmd or health_cmd fails (sync.ts). */
+  backup?: boolean;
+  health?: HealthCheck;
+}
+
+/** health_cmd: run after reload_cmd (or after the file is replaced, without one), and `retries` more times while it fails. */
+export interface HealthCheck {
+  cmd: CommandTemplate;
+  timeoutMs: number;
+  retries: number;
 }
 
 export type Engine = "go" | "handlebars";
 
-/** A check_cmd or reload_cmd: its text, and its parse tree for the worker to render. */
+/** A check_cmd, reload_cmd or health_cmd: its text, and its parse tree for the worker to render. */
 export interface CommandTemplate {
   text: string;
   tree: GoTemplateTree;
@@ -44,10 +59,14 @@ export interface CommandTemplate {
 
 export const DEFAULT_CHECK_TIMEOUT_MS = 30_000;
 export const DEFAULT_RELOAD_TIMEOUT_MS = 60_000;
+const DEFAULT_HEALTH_TIMEOUT_MS = 10_000;
+const DEFAULT_HEALTH_RETRIES = 3;
+const MAX_HEALTH_RETRIES = 100;
 
 const KNOWN_KEYS = new Set([
   "src", "dest", "keys", "prefix", "mode", "uid", "gid", "owner", "group",
   "check_cmd", "reload_cmd", "check_timeout", "reload_timeout", "engine",
+  "allow_empty", "max_change", "format", "backup", "health_cmd", "health_timeout", "health_retries",
 ]);
 
 export interface LoadedResources {
@@ -140,6 +159,18 @@ function readResource(file: string, name: string, options: LoadOptions, warnings
     }
   }
 
+  const bool = (key: string): boolean => {
+    const v = table[key] ?? false;
+    if (typeof v !== "boolean") throw new ConfdError(`key "${key}" must be true or false, got ${JSON.stringify(v)}`, { file, key });
+    return v;
+  };
+  const healthCmd = commandTemplate(str("health_cmd"), "health_cmd", file);
+  const healthTimeoutMs = parseDuration(table.health_timeout, "health_timeout", file) ?? DEFAULT_HEALTH_TIMEOUT_MS;
+  const retries = healthRetries(table.health_retries, file);
+  if (!healthCmd) {
+    for (const key of ["health_timeout", "health_retries"]) if (table[key] !== undefined) warnings.push(`${file}: key "${key}" ignored: no health_cmd`);
+  }
+
   const keys = table.keys ?? [];
   if (!Array.isArray(keys) || !keys.every((k) => typeof k === "string")) {
     throw new ConfdError(`key "keys" must be a list of strings`, { file, key: "keys" });
@@ -160,7 +191,21 @@ function readResource(file: string, name: string, options: LoadOptions, warnings
     checkTimeoutMs: parseDuration(table.check_timeout, "check_timeout", file) ?? DEFAULT_CHECK_TIMEOUT_MS,
     reloadTimeoutMs: parseDuration(table.reload_timeout, "reload_timeout", file) ?? DEFAULT_RELOAD_TIMEOUT_MS,
     engine: chooseEngine(src, str("engine"), options.defaultEngine ?? "go", file),
+    allowEmpty: bool("allow_empty"),
+    maxChange: parseMaxChange(table.max_change, file),
+    format: parseFormat(table.format, file),
+    backup: bool("backup"),
+    health: healthCmd ? { cmd: healthCmd, timeoutMs: healthTimeoutMs, retries } : undefined,
   };
+}
+
+/** How many times a failing health_cmd is run again. */
+function healthRetries(value: unknown, file: string): number {
+  if (value === undefined) return DEFAULT_HEALTH_RETRIES;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > MAX_HEALTH_RETRIES) {
+    throw new ConfdError(`key "health_retries" must be an integer from 0 to ${MAX_HEALTH_RETRIES}, got ${JSON.stringify(value)}`, { file, key: "health_retries" });
+  }
+  return value;
 }
 
 /**
@@ -177,7 +222,7 @@ export function chooseEngine(src: string, explicit: string, fallback: Engine, fi
 
 /** The fields a command template can use. */
 export interface CommandData {
-  /** check_cmd: the staged file; reload_cmd: the destination, where the staged file now is. */
+  /** check_cmd: the staged file; reload_cmd and health_cmd: the destination, where the staged file now is. */
   src: string;
   dest: string;
 }
@@ -189,7 +234,7 @@ const COMMAND_FIELDS: ReadonlySet<string> = new Set<keyof CommandData>(["src", "
  * refuses fields other than .src and .dest at load: a reload_cmd such as
  * `docker inspect -f '{{.State.Pid}}' web` was plain text in confd and would otherwise render wrong.
  */
-export function commandTemplate(text: string, key: "check_cmd" | "reload_cmd", file: string): CommandTemplate | null {
+export function commandTemplate(text: string, key: "check_cmd" | "reload_cmd" | "health_cmd", file: string): CommandTemplate | null {
   if (text === "") return null;
   let tree: GoTemplateTree;
   try {

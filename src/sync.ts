@@ -1,6 +1,11 @@
-// Syncing one destination file: stage the rendered text beside it, compare, check, replace atomically,
-// reload. The destination is only ever the old file or the complete new one, byte for byte: a write
-// that fails part way (a full disk) leaves the old file and no stage file behind.
+// Syncing one destination file: compare the rendered text with it, guard, stage the text beside it, check,
+// back up, replace atomically, reload, check health, and roll back when the reload or the health check
+// fails. The destination is only ever the old file or the complete new one, byte for byte: a write that
+// fails part way (a full disk) leaves the old file and no stage file behind.
+//
+// Output guards (guards.ts) run under -noop too, since a refusal is what would happen. With `backup`, the
+// replaced file is kept as <dest>.confd-prev and put back when reload_cmd or health_cmd fails; -sync-only
+// runs no command, so nothing can fail there to roll back from (the backup is still kept).
 import {
   closeSync, fchmodSync, fchownSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, statSync, unlinkSync,
 } from "node:fs";
@@ -8,8 +13,9 @@ import { basename, dirname, join } from "node:path";
 import { decodeBytes, encodeText } from "./bytes.ts";
 import { runCommand, type CommandResult } from "./command.ts";
 import { unifiedDiff } from "./diff.ts";
-import { ConfdError, errnoText } from "./errors.ts";
+import { ConfdError, errnoText, withContext } from "./errors.ts";
 import { writeFully } from "./fd.ts";
+import { refuseBadRender } from "./guards.ts";
 import type { LogRecord } from "./log.ts";
 import type { CommandData, CommandTemplate, ResourceSpec } from "./resource.ts";
 
@@ -38,6 +44,20 @@ interface FileState {
   gid: number;
   /** What the destination is when it is not a regular file. */
   special?: string;
+}
+
+/** Beside the destination: the version a sync replaced (backup = true), and a render rolled back. */
+export const PREVIOUS_SUFFIX = ".confd-prev";
+export const REJECTED_SUFFIX = ".confd-rejected";
+/** Between the runs of a failing health_cmd: long enough for a service to finish starting, short for a test. */
+const HEALTH_RETRY_PAUSE_MS = 1000;
+
+type CommandKey = "check_cmd" | "reload_cmd" | "health_cmd";
+
+/** A file's content and how it is to be written. */
+interface Version {
+  bytes: Uint8Array;
+  state: FileState;
 }
 
 /** `content` is rendered text; where its source was not UTF-8 it holds byte escapes (bytes.ts). */
@@ -69,6 +89,9 @@ export async function syncFile(spec: ResourceSpec, content: string, options: Syn
   }
   info(`Target config ${dest} out of sync: ${differences.join(", ")}`);
 
+  // New content only: a file whose mode alone changes was accepted before.
+  if (old === undefined || !old.equals(bytes)) await refuseBadRender(spec, content, old);
+
   if (options.noop) {
     options.log({ level: "warning", message: `Noop mode enabled. ${dest} will not be modified` });
     const diff = unifiedDiff(old ? decodeBytes(old) : "", content, dest, `${dest} (rendered)`);
@@ -81,22 +104,40 @@ export async function syncFile(spec: ResourceSpec, content: string, options: Syn
   let staged: string | undefined = stage(dest, bytes, want, windows);
   let keep = options.keepStageFile;
   try {
-    const hook = async (which: "check_cmd" | "reload_cmd", template: CommandTemplate | null, data: CommandData, timeoutMs: number) => {
+    // Runs a command, and `retries` more times after a pause while it fails.
+    const hook = async (which: CommandKey, template: CommandTemplate | null, data: CommandData, timeoutMs: number, retries = 0) => {
       if (!template || options.syncOnly) return;
       const command = await renderCommand(template, data, which, spec);
-      debug(`Running ${which === "check_cmd" ? "check" : "reload"} command ${command}`);
-      const result = await runCommand(command, { timeoutMs, platform: options.platform, running: options.commandRunning });
-      if (!result.ok) throw commandError(which, timeoutMs, result, spec);
-      if (result.output) debug(`${which} output: ${result.output.trimEnd()}`);
+      for (let attempt = 1; ; attempt++) {
+        debug(`Running ${which.slice(0, -4)} command ${command}`);
+        const result = await runCommand(command, { timeoutMs, platform: options.platform, running: options.commandRunning });
+        if (result.ok) {
+          if (result.output) debug(`${which} output: ${result.output.trimEnd()}`);
+          return;
+        }
+        if (attempt > retries) throw commandError(which, timeoutMs, result, spec, attempt);
+        debug(`${which} failed (attempt ${attempt} of ${retries + 1}); running it again in ${HEALTH_RETRY_PAUSE_MS / 1000}s`);
+        await Bun.sleep(HEALTH_RETRY_PAUSE_MS);
+      }
     };
+    const reload = () => hook("reload_cmd", spec.reloadCmd, { src: dest, dest }, spec.reloadTimeoutMs);
 
     await hook("check_cmd", spec.checkCmd, { src: staged, dest }, spec.checkTimeoutMs);
 
+    // A new file has no previous version to keep, nor to go back to.
+    const previous: Version | undefined = spec.backup && current && old ? { bytes: old, state: current } : undefined;
+    if (previous) backUp(spec, previous, windows);
     debug(`Overwriting target config ${dest}`);
     if (replace(staged, dest, bytes, old, want, windows) === "renamed") staged = undefined;
     keep = false;
 
-    await hook("reload_cmd", spec.reloadCmd, { src: dest, dest }, spec.reloadTimeoutMs);
+    try {
+      await reload();
+      if (spec.health) await hook("health_cmd", spec.health.cmd, { src: dest, dest }, spec.health.timeoutMs, spec.health.retries);
+    } catch (err) {
+      if (!previous) throw err;
+      throw await rollBack(err, spec, previous, { bytes, state: want }, reload, windows);
+    }
     info(`Target config ${dest} has been updated`);
     return { changed: true, outOfSync: true };
   } finally {
@@ -307,12 +348,67 @@ export async function renderCommand(command: CommandTemplate, data: CommandData,
   }
 }
 
-function commandError(which: string, timeoutMs: number, result: CommandResult, spec: ResourceSpec): ConfdError {
+function commandError(which: string, timeoutMs: number, result: CommandResult, spec: ResourceSpec, attempts: number): ConfdError {
   const why = result.timedOut
     ? `timed out after ${timeoutMs / 1000}s and was killed`
     : result.exitCode !== null
       ? `exited with status ${result.exitCode}`
       : `was killed by ${result.signal ?? "a signal"}`;
+  const tries = attempts > 1 ? ` (${attempts} attempts)` : "";
   const output = result.output.trim().replace(/\s*\n\s*/g, " | ");
-  return new ConfdError(`${which} ${why}${output ? `: ${output}` : ""}`, { file: spec.file, key: which });
+  return new ConfdError(`${which} ${why}${tries}${output ? `: ${output}` : ""}`, { file: spec.file, key: which });
+}
+
+/**
+ * Writes `version` to `path` as a sync writes a destination: staged beside it, then renamed over it (with
+ * Windows' retries; written in place where `path` is bind-mounted, `old` being what to put back if that fails).
+ */
+function writeAtomically(path: string, version: Version, old: Uint8Array | undefined, windows: boolean): void {
+  const staged = stage(path, version.bytes, version.state, windows);
+  let renamed = false;
+  try {
+    renamed = replace(staged, path, version.bytes, old, version.state, windows) === "renamed";
+  } finally {
+    if (!renamed) unlinkSync(staged);
+  }
+}
+
+/** backup = true: the destination as it is, with its mode and owner, kept as <dest>.confd-prev before it is replaced. */
+function backUp(spec: ResourceSpec, previous: Version, windows: boolean): void {
+  const path = spec.dest + PREVIOUS_SUFFIX;
+  try {
+    writeAtomically(path, previous, undefined, windows);
+  } catch (err) {
+    const why = withContext(err, {}).message;
+    throw new ConfdError(`backup = true: cannot keep the previous version as ${path}: ${why}; destination left unchanged`, { file: spec.file, key: "backup" });
+  }
+}
+
+/**
+ * After reload_cmd or health_cmd failed on a new version: the previous one is put back (atomically, with its
+ * mode and owner), the rejected render is kept as <dest>.confd-rejected for inspection, and reload_cmd runs
+ * again. One error says both what failed and how the rollback went; the sync fails either way.
+ */
+async function rollBack(failure: unknown, spec: ResourceSpec, previous: Version, rejected: Version, reload: () => Promise<void>, windows: boolean): Promise<ConfdError> {
+  const { dest } = spec;
+  const error = withContext(failure, { file: spec.file });
+  const outcome = (text: string) => new ConfdError(`${error.message}; ${text}`, error.context);
+  try {
+    writeAtomically(dest, previous, rejected.bytes, windows);
+  } catch (err) {
+    return outcome(`could not roll back ${dest} to the previous version: ${withContext(err, {}).message}`);
+  }
+  let note = "";
+  try {
+    writeAtomically(dest + REJECTED_SUFFIX, rejected, undefined, windows);
+  } catch (err) {
+    note = ` (the rejected render could not be kept as ${dest}${REJECTED_SUFFIX}: ${withContext(err, {}).message})`;
+  }
+  if (!spec.reloadCmd) return outcome(`rolled back ${dest} to the previous version${note}`);
+  try {
+    await reload();
+  } catch (err) {
+    return outcome(`rolled back ${dest} to the previous version${note}, but reloading it failed too: ${withContext(err, {}).message}`);
+  }
+  return outcome(`rolled back ${dest} to the previous version and reloaded again${note}`);
 }
