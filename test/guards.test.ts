@@ -1,9 +1,13 @@
 // End to end through the CLI with the file backend: output guards (allow_empty, max_change, format) and
 // backup with automatic rollback (backup, health_cmd), as a user sees them: the destination's bytes and
 // mode, the .confd-prev and .confd-rejected files beside it, which commands ran, the exit code and the log.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, spyOn, test } from "bun:test";
+import * as fs from "node:fs";
 import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { jsonSyntaxError } from "../src/guards.ts";
+import { loadResources } from "../src/resource.ts";
+import { syncFile } from "../src/sync.ts";
 import { runConfd, tempDir, writeTree, type RunResult } from "./helpers.ts";
 
 const tmp = tempDir();
@@ -174,6 +178,40 @@ describe("backup and rollback", () => {
   });
 });
 
+test("on the Windows path, the rollback's rename over a destination held open is retried too", async () => {
+  const s = setup({ resource: () => 'backup = true\nreload_cmd = "reload"' });
+  oldDestination(s, Buffer.from("old\r\n"));
+  const spec = loadResources({ confdir: s.dir, prefix: "", platform: "win32" }).resources[0]!;
+  // Renames: the backup, the new file, the previous one put back (held open twice), the rejected render.
+  const codes = [undefined, undefined, "EBUSY", "EPERM"];
+  let renames = 0;
+  const realRename = fs.renameSync;
+  const rename = spyOn(fs, "renameSync").mockImplementation((from, to) => {
+    const code = codes[renames++];
+    if (code) throw Object.assign(new Error(`${code}: rename`), { code });
+    return realRename(from, to);
+  });
+  const pauses: number[] = [];
+  const sleep = spyOn(Bun, "sleepSync").mockImplementation((ms: number) => void pauses.push(ms));
+  try {
+    // Here cmd.exe cannot be started: the reload fails, as a reload that fails on Windows would.
+    const error = await syncFile(spec, "new\r\n", { noop: false, syncOnly: false, keepStageFile: false, log: () => {}, report: () => {}, platform: "win32" }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(String(error)).toContain(`; rolled back ${s.dest} to the previous version, but reloading it failed too`);
+  } finally {
+    rename.mockRestore();
+    sleep.mockRestore();
+  }
+  expect(renames).toBe(6);
+  expect(pauses).toEqual([10, 20]);
+  expect(readFileSync(s.dest, "utf8")).toBe("old\r\n");
+  expect(readFileSync(`${s.dest}.confd-prev`, "utf8")).toBe("old\r\n");
+  expect(readFileSync(`${s.dest}.confd-rejected`, "utf8")).toBe("new\r\n");
+  expect(outFiles(s)).toEqual([".keep", "app.conf", "app.conf.confd-prev", "app.conf.confd-rejected"]);
+});
+
 describe("output guards", () => {
   test("an empty render is refused: old file kept, no check, no reload, one error line", async () => {
     const s = setup({
@@ -324,5 +362,31 @@ describe("bad values for the new keys", () => {
     const r = await s.run();
     expect(r.code).toBe(0);
     expect(r.stderr).toContain(`WARNING ${s.toml}: key "health_timeout" ignored: no health_cmd`);
+  });
+});
+
+describe("where JSON is wrong", () => {
+  // The scan that places JSON.parse's refusals must agree with it on what is JSON.
+  const texts = [
+    "", " ", "{}", "[]", '{"a":1}', '{"a":1,}', "[1,]", "[1 2]", '{"a" 1}', '{"a":}', "{1:2}", "01", "-", "-0", "1.", "1.5e", "1.5e+3",
+    "1e5 x", "tru", "true", "null", "nul", '"\\u12G4"', '"\\u1234"', '"\\x"', '"a\tb"', '"abc', "[[[[]]]]", "[[[[]]]", '{"a":[{"b":null}]}',
+    '{"a":[{"b":null}]', "\ufeff{}", '"\\/"', "[1,[2,[3,{}]],4]", '{"a":1 "b":2}', "  \n[\n1\n,\n2\n]\n  ", "[-]", "[+1]", "[.5]", "[1e]",
+  ];
+  test.each(texts)("%p", (text) => {
+    let parses = true;
+    try {
+      JSON.parse(text);
+    } catch {
+      parses = false;
+    }
+    expect(jsonSyntaxError(text) === undefined).toBe(parses);
+  });
+
+  test("the position is where the text stops being JSON", () => {
+    expect(jsonSyntaxError('{\n  "a": 1,\n  "b": x\n}')).toEqual({ offset: 19, reason: "unexpected character, expected a value" });
+    expect(jsonSyntaxError('["a", "b"')).toEqual({ offset: 9, reason: "unexpected end of text" });
+    expect(jsonSyntaxError('{"a": "\n"}')).toEqual({ offset: 7, reason: "control character in a string" });
+    // Deep nesting is scanned without recursion.
+    expect(jsonSyntaxError("[".repeat(200_000))).toEqual({ offset: 200_000, reason: "unexpected end of text" });
   });
 });
