@@ -34,8 +34,8 @@ export async function refuseBadRender(spec: ResourceSpec, content: string, old: 
     const changed = Math.max(c.removed, c.added);
     const total = Math.max(c.before, c.after);
     if (changed * 100 > spec.maxChange * total) {
-      // Rounded up, so that the share shown is above the limit whenever it was refused.
-      const share = Math.ceil((changed * 1000) / total) / 10;
+      // Rounded up, so that the share shown is above the limit whenever it was refused, and below 100% unless all changed.
+      const share = Math.min(Math.ceil((changed * 1000) / total) / 10, changed < total ? 99.9 : 100);
       throw refuse(
         `a render of ${dest} that changes ${share}% of its lines (${c.removed} removed, ${c.added} added; ${c.before} lines before, ${c.after} after; max_change = "${spec.maxChange}%")`,
         "max_change",
@@ -64,6 +64,7 @@ async function syntaxError(format: RenderFormat, text: string): Promise<string |
   if (format === "yaml") {
     const message = yamlError(text);
     if (message === undefined) return undefined;
+    if (text.length > YAML_LOCATE_LIMIT) return `${message}; its line is not looked for in a render over ${YAML_LOCATE_LIMIT / 1024} KiB`;
     const line = yamlErrorLine(text, message);
     return `${message} ${line === undefined ? "at the end of the text" : `at line ${line}`}`;
   }
@@ -202,6 +203,9 @@ function yamlError(text: string): string | undefined {
     return err instanceof RangeError ? "nested too deeply" : bare((err as Error).message);
   }
 }
+
+/** Past this many characters, the bisection's parses would take seconds (Bun.YAML reads ~3 MB a second). */
+const YAML_LOCATE_LIMIT = 256 * 1024;
 
 /**
  * Bun.YAML says what is wrong but not where. The line is found by bisection over prefixes of whole lines:
