@@ -1,6 +1,8 @@
 // End to end through the CLI with the file backend: output guards (allow_empty, max_change, format) and
 // backup with automatic rollback (backup, health_cmd), as a user sees them: the destination's bytes and
 // mode, the .confd-prev and .confd-rejected files beside it, which commands ran, the exit code and the log.
+// Two parts call the modules directly: the rollback on the Windows path (the platform injected, renames
+// failing as over a file held open), and the scan that places JSON errors, checked against JSON.parse.
 import { afterAll, describe, expect, spyOn, test } from "bun:test";
 import * as fs from "node:fs";
 import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
