@@ -47,9 +47,9 @@ interface FileState {
 }
 
 /** Beside the destination: the version a sync replaced (backup = true), and a render rolled back. */
-export const PREVIOUS_SUFFIX = ".confd-prev";
-export const REJECTED_SUFFIX = ".confd-rejected";
-/** Between the runs of a failing health_cmd: long enough for a service to finish starting, short for a test. */
+const PREVIOUS_SUFFIX = ".confd-prev";
+const REJECTED_SUFFIX = ".confd-rejected";
+/** Between the runs of a failing health_cmd: a service still starting up gets a moment, and the sync is not held long. */
 const HEALTH_RETRY_PAUSE_MS = 1000;
 
 type CommandKey = "check_cmd" | "reload_cmd" | "health_cmd";
