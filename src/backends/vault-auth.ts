@@ -91,6 +91,8 @@ export class VaultSession {
   private expiresAt = Infinity;
   private timer: LongTimeout | undefined;
   private relogin: Promise<void> | undefined;
+  /** The stale token the last "logging in again" line was about: while logins fail, the line is not repeated at each retry. */
+  private announced = "";
   private closed = false;
 
   constructor(
@@ -126,7 +128,7 @@ export class VaultSession {
     // Never logged; masked should a message ever carry it.
     redact(this.token);
     log.debug(`vault: logged in with -auth-type ${c.type}${lease.seconds > 0 ? `; the token's TTL is ${lease.seconds}s` : "; the token does not expire"}`);
-    this.schedule(lease);
+    this.schedule(lease, false);
   }
 
   /**
@@ -147,7 +149,7 @@ export class VaultSession {
     if (this.credentials.type === "token") {
       throw new ConfdError("vault refused the token: it has expired or was revoked", { flag: this.credentials.flags });
     }
-    await this.loginAgain(`vault refused the token (403): it has expired or was revoked; logging in again with -auth-type ${this.type}`);
+    await this.loginAgain(used, `vault refused the token (403): it has expired or was revoked; logging in again with -auth-type ${this.type}`);
     return true;
   }
 
@@ -163,22 +165,26 @@ export class VaultSession {
     throw new ConfdError(`vault could not check the token (auth/token/lookup-self: ${statusText(answer)})`);
   }
 
-  /** One login at a time, however many requests found the token refused; the error line is logged once. */
-  private loginAgain(why: string): Promise<void> {
+  /** One login at a time, however many requests found the token refused; the error line is logged once per stale token. */
+  private loginAgain(stale: string, why: string): Promise<void> {
     if (!this.relogin) {
-      log.error(why);
+      if (this.announced !== stale) log.error(why);
+      this.announced = stale;
       this.relogin = this.login().finally(() => (this.relogin = undefined));
     }
     return this.relogin;
   }
 
-  /** Plans the next renewal (or login) at 2/3 of the lease; a token without a TTL needs none. */
-  private schedule(lease: Lease): void {
+  /**
+   * Plans the next renewal (or login) at 2/3 of the lease; a token without a TTL needs none. A renewal
+   * that gave less than the token's full TTL was capped by its max TTL: renewing again would not help.
+   */
+  private schedule(lease: Lease, renewed: boolean): void {
     this.timer?.cancel();
     this.timer = undefined;
     this.expiresAt = lease.seconds > 0 ? performance.now() + lease.seconds * 1000 : Infinity;
     if (this.closed || lease.seconds <= 0) return;
-    const capped = lease.seconds < this.fullTtl;
+    const capped = renewed && lease.seconds < this.fullTtl;
     const at = lease.seconds * 1000 * RENEW_AT;
     if (lease.renewable && !capped) {
       this.timer = setLongTimeout(() => void this.renew(), at);
@@ -209,14 +215,14 @@ export class VaultSession {
       const lease = { seconds: numberAt(auth, "lease_duration"), renewable: auth.renewable === true };
       log.debug(`vault: token renewed for ${lease.seconds}s`);
       this.fullTtl = Math.max(this.fullTtl, lease.seconds);
-      this.schedule(lease);
+      this.schedule(lease, true);
       return;
     }
     if (this.credentials.type === "token") {
       log.error(`renewing the vault token failed (${statusText(answer)}); with -auth-type token confd cannot log in again`);
       return;
     }
-    await this.loginAgain(`renewing the vault token failed (${statusText(answer)}); logging in again with -auth-type ${this.type}`).catch((err: unknown) =>
+    await this.loginAgain(used, `renewing the vault token failed (${statusText(answer)}); logging in again with -auth-type ${this.type}`).catch((err: unknown) =>
       log.error(err instanceof ConfdError ? err.describe() : String(err)),
     );
   }

@@ -139,7 +139,13 @@ class VaultClient implements StoreClient {
   /** The values of `key` and of every secret listed below it, as confd maps them. */
   private async readTree(key: string, sweep: Sweep): Promise<Map<string, string>> {
     const root = key === "/" ? "/" : key.replace(/\/+$/, "");
-    const mount = await this.mountOf(vaultPath(root), sweep);
+    let mount = await this.mountOf(vaultPath(root), sweep);
+    if (mount?.version === 2 && /^(data|metadata)\//.test(`${vaultPath(root)}/`.slice(mount.path.length))) {
+      // A KV v2 API path, as confd users had to write (it reads the version's data and metadata as
+      // fields): read as confd reads it, so that their templates keep working.
+      this.warnOnce(`api ${key}`, `vault: ${key} is a KV v2 API path, read as confd reads it; name the secret without data/ to get its own fields as keys`);
+      mount = undefined;
+    }
     const branches = new Set<string>();
     await this.walk(root, mount, branches, sweep);
     const secrets = await Promise.all([...branches].sort().map((branch) => this.read(branch, mount, sweep)));
