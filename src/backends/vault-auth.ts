@@ -239,5 +239,6 @@ export class VaultSession {
 }
 
 function loginError(c: Credentials, path: string, answer: VaultAnswer): ConfdError {
-  return new ConfdError(`vault login with -auth-type ${c.type} failed (${path}: ${statusText(answer)})`, { flag: c.flags });
+  const why = answer.status === 200 ? "200 without a token in the answer" : statusText(answer);
+  return new ConfdError(`vault login with -auth-type ${c.type} failed (${path}: ${why})`, { flag: c.flags });
 }

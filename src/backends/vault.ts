@@ -34,6 +34,10 @@ export interface VaultConnectOptions {
 /** Logs in (a bad -auth-type or a refused login stops confd here, naming the flag) and returns the client. */
 export async function connect(config: Config, options: VaultConnectOptions = {}): Promise<StoreClient> {
   const env = options.env ?? process.env;
+  // Polled every -interval under -watch: 0 would poll without pause.
+  if (config.watch && !(config.interval > 0)) {
+    throw new ConfdError(`with -watch vault is read every -interval, which must be a positive number of seconds, got ${config.interval}`, { flag: "-interval" });
+  }
   const login = credentials(config, env, options.kubernetesTokenFile ?? KUBERNETES_TOKEN_FILE);
   const http = VaultHttp.fromConfig(config, env);
   log.info(`Vault authentication backend set to ${login.type}`);
