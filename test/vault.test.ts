@@ -526,9 +526,19 @@ describe("nodes, TLS and answers that are not Vault's", () => {
     expect(logLines.some((l) => l.includes("WARNING vault: the key list of /kv is not a list (string)"))).toBe(true);
   });
 
-  test("a bad node is a configuration error naming -node", async () => {
+  test("a login answered 200 without a token is a refused login", async () => {
+    const d = double();
+    d.enableAuth({ type: "approle", roleId: "r", secretId: "s" });
+    d.intercept((r) => (r.path === "auth/approle/login" ? Response.json({ auth: null }) : undefined));
+    const err = await failure(client(d, { authType: "app-role", roleId: "r", secretId: "s" }));
+    expect(err.describe()).toBe("flag -role-id/-secret-id: vault login with -auth-type app-role failed (auth/approle/login: 200 without a token in the answer)");
+  });
+
+  test("configuration errors: a bad node names -node; -watch with -interval 0 (a poll without pause) names -interval", async () => {
     const d = double();
     expect((await failure(client(d, { authType: "token", authToken: "t", nodes: ["ftp://x:1"] }))).context.flag).toBe("-node");
+    expect((await failure(client(d, { authType: "token", authToken: "t", watch: true, interval: 0 }))).context.flag).toBe("-interval");
+    expect(d.requests).toHaveLength(0);
   });
 });
 
