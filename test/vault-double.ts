@@ -138,6 +138,7 @@ class Double implements VaultDouble {
 
   write(path: string, data: Record<string, unknown> | string): void {
     const { mount, rest } = this.locate(trimSlashes(path)) ?? fail(`no mount for ${path}`);
+    if (mount.version === 2 && rest === "") fail(`KV v2 has no secret at the root of a mount (${path})`);
     const json = typeof data === "string" ? data : JSON.stringify(data);
     const versions = mount.version === 2 ? (mount.secrets.get(rest) ?? []) : [];
     versions.push({ json, deleted: false });

@@ -110,6 +110,9 @@ describe("key mapping (confd's, on KV v1 and v2)", () => {
       const paths = d.requests.map((r) => `${r.method} ${r.path}`);
       if (version === 2) {
         expect(paths).toContain("GET app/data/db/host");
+        // The mount's root holds no secret in v2: listed, not read.
+        expect(paths).toContain("LIST app/metadata/");
+        expect(paths).not.toContain("GET app/data/");
         expect(paths).toContain("LIST app/metadata/deep/er");
       } else {
         expect(paths).toContain("GET app/db/host");
@@ -577,17 +580,23 @@ function expectFixtureOutput(out: string): void {
 }
 
 /**
- * The fixture's keys as secrets, laid out as confd's own vault integration test writes them: a mount per
- * top-level name, a secret per key with its value in "value", except /upstream, one secret whose fields
- * are app1 and app2 (which confd maps to /upstream/app1 and /upstream/app2). /key is a secret at the
- * root of the mount "key", which KV v2 has no path for: that mount stays v1.
+ * The fixture's keys as secrets: a mount per top-level name and a secret per key with its value in
+ * "value". On KV v1 as confd's own vault integration test writes them: /upstream is one secret at the
+ * mount's root whose fields app1 and app2 confd maps to /upstream/app1 and /upstream/app2, and /key a
+ * secret at the root of the mount "key". KV v2 has no secret at a mount's root: there /upstream/app1
+ * and /upstream/app2 are secrets of their own, and "key" stays a v1 mount.
  */
 function writeFixture(d: VaultDouble, version: 1 | 2): void {
   for (const mount of ["database", "upstream", "nested", "prefix"]) d.mount(mount, version);
   d.mount("key", 1);
-  const { "/upstream/app1": app1, "/upstream/app2": app2, ...rest } = { ...fixture.keys, ...fixture.nested_keys };
-  for (const [key, value] of Object.entries(rest)) d.write(key, { value });
-  d.write("upstream", { app1, app2 });
+  const all: Record<string, string> = { ...fixture.keys, ...fixture.nested_keys };
+  if (version === 1) {
+    const { "/upstream/app1": app1, "/upstream/app2": app2 } = all;
+    delete all["/upstream/app1"];
+    delete all["/upstream/app2"];
+    d.write("upstream", { app1, app2 });
+  }
+  for (const [key, value] of Object.entries(all)) d.write(key, { value });
 }
 
 const e2eEnv = baseEnv({ HOSTNAME: "localhost" });

@@ -31,7 +31,7 @@ export type Credentials =
  * The login of `-auth-type`, from the flags confd reads for it. A missing one is named; so is an
  * unknown type or none at all (confd: "you have to set the auth type when using the vault backend").
  */
-export function credentials(config: Config, env: Readonly<Record<string, string | undefined>>, kubernetesTokenFile = KUBERNETES_TOKEN_FILE): Credentials {
+export function credentials(config: Config, env: Readonly<Record<string, string | undefined>>, kubernetesTokenFile: string): Credentials {
   const type = config.authType;
   if (!type) throw new ConfdError(`the vault backend needs -auth-type (${AUTH_TYPES.join(", ")})`, { flag: "-auth-type" });
   if (!(AUTH_TYPES as readonly string[]).includes(type)) {

@@ -19,9 +19,6 @@ const MAX_REASON = 200;
 /** A JSON number as written: Go's json.Number, which confd's client decodes secrets with and writes back unchanged. */
 export class JsonNumber {
   constructor(readonly text: string) {}
-  valueOf(): number {
-    return Number(this.text);
-  }
 }
 
 export type Json = string | boolean | null | JsonNumber | Json[] | JsonObject;
@@ -68,11 +65,6 @@ export class VaultHttp {
     const scheme = config.scheme === "https" || tls !== undefined ? "https" : "http";
     const nodes = (config.nodes.length > 0 ? config.nodes : [DEFAULT_NODE]).map((node) => nodeUrl(node, scheme));
     return new VaultHttp(nodes, tls, env.VAULT_NAMESPACE || undefined);
-  }
-
-  /** host:port of the nodes, for messages. */
-  get label(): string {
-    return this.nodes.map((n) => n.host).join(", ");
   }
 
   /**
@@ -160,7 +152,7 @@ function keepNumberText(_key: string, value: unknown, context?: { source?: strin
 }
 
 /** Vault's own words for a failure, `{"errors": [...]}`, on one short line; "" when it gave none. */
-export function vaultErrors(answer: VaultAnswer): string {
+function vaultErrors(answer: VaultAnswer): string {
   const errors = answer.body?.errors;
   if (!Array.isArray(errors)) return "";
   const text = errors

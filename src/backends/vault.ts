@@ -182,6 +182,8 @@ class VaultClient implements StoreClient {
 
   /** The secret at `key`: its fields (KV v2: those of its current version), or undefined when there is none. */
   private async read(key: string, mount: Mount | undefined, sweep: Sweep): Promise<{ key: string; data: JsonObject } | undefined> {
+    // A KV v2 mount's root is no secret's path (and data/ alone is no path to read).
+    if (mount?.version === 2 && `${vaultPath(key)}/` === mount.path) return undefined;
     const answer = await this.send({ method: "GET", path: apiPath(vaultPath(key), mount, "data") }, sweep);
     // Also a KV v2 secret whose current version is deleted.
     if (answer.status === 404) return undefined;
@@ -325,7 +327,7 @@ function goTypeName(value: Json): string {
  * JSON as Go's json.Marshal writes it, byte for byte what confd puts in a secret's key: object keys
  * sorted, no spaces, numbers as Vault wrote them, and "<", ">", "&", U+2028 and U+2029 escaped.
  */
-export function goJson(value: Json): string {
+function goJson(value: Json): string {
   if (value === null) return "null";
   if (typeof value === "boolean") return value ? "true" : "false";
   if (typeof value === "string") return goString(value);
