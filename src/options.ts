@@ -68,12 +68,12 @@ export interface OptionSpec {
 }
 
 const ETCD = ["etcd", "etcdv3"];
-const NETWORKED = [...ETCD, "consul", "redis"];
+const NETWORKED = [...ETCD, "consul", "redis", "vault"];
 const VAULT_ONLY = ["vault"];
 const SRV = "SRV discovery (-srv-domain, -srv-record) is not supported by this build; list the nodes with -node";
 
 export const OPTIONS: readonly OptionSpec[] = [
-  { flag: "backend", field: "backend", type: "string", default: "etcd", description: "backend to use (etcd, etcdv3, consul, redis, file, env)" },
+  { flag: "backend", field: "backend", type: "string", default: "etcd", description: "backend to use (etcd, etcdv3, consul, redis, vault, file, env)" },
   { flag: "node", field: "nodes", type: "list", default: [], description: "backend node, host:port or URL (repeatable)", tomlAliases: ["nodes", "backend_nodes"], backends: NETWORKED },
   { flag: "confdir", field: "confdir", type: "string", default: "/etc/confd", description: "confd conf directory (conf.d/ and templates/)" },
   { flag: "config-file", field: "configFile", type: "string", default: "/etc/confd/confd.toml", description: "the confd config file", cliOnly: true },
@@ -86,17 +86,17 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: "keep-stage-file", field: "keepStageFile", type: "boolean", default: false, description: "keep staged files" },
   { flag: "log-level", field: "logLevel", type: "string", default: "info", description: "level which confd should log messages (debug, info, warning, error)" },
   { flag: "log-format", field: "logFormat", type: "string", default: "text", description: "log line format: text (confd's) or json" },
-  { flag: "scheme", field: "scheme", type: "string", default: "http", description: "the backend URI scheme for nodes retrieved from DNS SRV records (http or https)", backends: ["consul"] },
+  { flag: "scheme", field: "scheme", type: "string", default: "http", description: "the backend URI scheme for nodes retrieved from DNS SRV records (http or https)", backends: ["consul", "vault"] },
   { flag: "srv-domain", field: "srvDomain", type: "string", default: "", description: "the name of the resource record", unsupported: SRV },
   { flag: "srv-record", field: "srvRecord", type: "string", default: "", description: "the SRV record to search for backend nodes, e.g. _etcd-client._tcp.example.com", unsupported: SRV },
-  { flag: "client-cert", field: "clientCert", type: "string", default: "", description: "the client cert", backends: [...ETCD, "consul"] },
+  { flag: "client-cert", field: "clientCert", type: "string", default: "", description: "the client cert", backends: [...ETCD, "consul", "vault"] },
   { flag: "client-key", field: "clientKey", type: "string", default: "", description: "the client key", backends: NETWORKED },
-  { flag: "client-ca-keys", field: "clientCaKeys", type: "string", default: "", description: "client ca keys", tomlAliases: ["client_cakeys", "client-cakeys"], envAliases: ["CONFD_CLIENT_CAKEYS"], backends: [...ETCD, "consul"] },
-  { flag: "client-insecure", field: "clientInsecure", type: "boolean", default: false, description: "allow connections to TLS servers without verifying their certificates", backends: [...ETCD, "consul"] },
+  { flag: "client-ca-keys", field: "clientCaKeys", type: "string", default: "", description: "client ca keys", tomlAliases: ["client_cakeys", "client-cakeys"], envAliases: ["CONFD_CLIENT_CAKEYS"], backends: [...ETCD, "consul", "vault"] },
+  { flag: "client-insecure", field: "clientInsecure", type: "boolean", default: false, description: "allow connections to TLS servers without verifying their certificates", backends: [...ETCD, "consul", "vault"] },
   { flag: "basic-auth", field: "basicAuth", type: "boolean", default: false, description: "use basic auth to authenticate (consul and etcd)", backends: [...ETCD, "consul"] },
-  { flag: "username", field: "username", type: "string", default: "", description: "the username to authenticate as (vault and etcd)", backends: [...ETCD, "consul"] },
+  { flag: "username", field: "username", type: "string", default: "", description: "the username to authenticate as (vault and etcd)", backends: [...ETCD, "consul", "vault"] },
   { flag: "password", field: "password", type: "string", default: "", description: "the password to authenticate with (vault and etcd)", secret: true, backends: NETWORKED },
-  { flag: "auth-token", field: "authToken", type: "string", default: "", description: "auth bearer token to use", secret: true, backends: ["consul"] },
+  { flag: "auth-token", field: "authToken", type: "string", default: "", description: "auth bearer token to use", secret: true, backends: ["consul", "vault"] },
   { flag: "auth-type", field: "authType", type: "string", default: "", description: "vault auth backend type to use", backends: VAULT_ONLY },
   { flag: "app-id", field: "appId", type: "string", default: "", description: "vault app-id (auth-type app-id)", backends: VAULT_ONLY },
   { flag: "user-id", field: "userId", type: "string", default: "", description: "vault user-id (auth-type app-id)", secret: true, backends: VAULT_ONLY },

@@ -122,7 +122,7 @@ describe("no silent options", () => {
     expect(r.code).toBe(0);
     const warnings = r.stderr.split("\n").filter((l) => l.includes("WARNING"));
     expect(warnings.map((l) => l.replace(/^.*WARNING /, ""))).toEqual([
-      "-auth-token is read by the consul backend only; ignored with -backend file",
+      "-auth-token is read by the consul, vault backends only; ignored with -backend file",
       "-table is read by the dynamodb backend only; ignored with -backend file",
       "-separator is read by the redis backend only; ignored with -backend file",
     ]);
