@@ -5,7 +5,7 @@ import { ConfdError } from "../errors.ts";
 import type { Config } from "../options.ts";
 import type { StoreClient } from "../store.ts";
 
-export const BACKENDS = ["consul", "dynamodb", "env", "etcd", "etcdv3", "file", "redis"] as const;
+export const BACKENDS = ["consul", "dynamodb", "env", "etcd", "etcdv3", "file", "redis", "ssm"] as const;
 
 export async function createStoreClient(config: Config): Promise<StoreClient> {
   switch (config.backend) {
@@ -18,6 +18,8 @@ export async function createStoreClient(config: Config): Promise<StoreClient> {
       return (await import("./consul.ts")).connect(config);
     case "dynamodb":
       return (await import("./dynamodb.ts")).connect(config);
+    case "ssm":
+      return (await import("./ssm.ts")).connect(config);
     case "env": {
       const { EnvClient } = await import("./env.ts");
       return new EnvClient(environment());
