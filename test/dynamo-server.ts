@@ -32,9 +32,9 @@ export interface DynamoServer {
   restart(): Promise<void>;
 }
 
-export async function startDynalite(options: { table?: string } = {}): Promise<DynamoServer> {
+export async function startDynalite(options: { table?: string; port?: number } = {}): Promise<DynamoServer> {
   const table = options.table ?? "confd";
-  const port = freePort();
+  const port = options.port ?? freePort();
   const endpoint = `http://127.0.0.1:${port}`;
   const client = new DynamoDBClient({
     endpoint,

@@ -21,6 +21,8 @@ export interface SsmDoubleOptions {
   pageSize?: number;
   /** Each GetParametersByPath listing starts with an empty page that has a NextToken. */
   emptyPages?: boolean;
+  /** The loopback port to listen on; a spare one by default. */
+  port?: number;
 }
 
 export type ParameterType = "String" | "StringList" | "SecureString";
@@ -78,7 +80,7 @@ class Double implements SsmDouble {
   private region = "";
 
   constructor(private readonly options: SsmDoubleOptions) {
-    this.server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req) => this.handle(req) });
+    this.server = Bun.serve({ hostname: "127.0.0.1", port: options.port ?? 0, fetch: (req) => this.handle(req) });
   }
 
   get url(): string {
