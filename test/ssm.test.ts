@@ -161,6 +161,39 @@ describe("confd -backend ssm", () => {
     expect(readFileSync(out, "utf8")).toBe("by AWS_ENDPOINT_URL_SSM\n");
   });
 
+  test("an endpoint answering garbage, or paging for ever: one line, exit 1, nothing of the answer in it", async () => {
+    let mode: "garbage" | "loop" | "shape" = "garbage";
+    // Not SSM: an HTTP server answering every request the same broken way.
+    const broken = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: () => {
+        const json = { headers: { "content-type": "application/x-amz-json-1.1" } };
+        if (mode === "garbage") return new Response('{"Parameters": [{"Name": "/x", "Value": "hunter2', json);
+        if (mode === "loop") return new Response(JSON.stringify({ Parameters: [], NextToken: "again" }), json);
+        return new Response(JSON.stringify({ Parameters: 5 }), json);
+      },
+    });
+    try {
+      const { dir } = confdir('{{getv "/x"}}\n', ["/x"]);
+      const run = () => runConfd(["-onetime", ...ssmArgs(dir)], { env: awsEnv({ SSM_LOCAL: `http://127.0.0.1:${broken.port}` }) });
+      const garbage = await run();
+      expect(garbage.code).toBe(1);
+      expect(logLines(garbage.stderr, "ERROR")).toEqual([expect.stringContaining("the ssm store's answer cannot be read")]);
+      expect(garbage.stderr).not.toContain("hunter2");
+      mode = "loop";
+      const loop = await run();
+      expect(loop.code).toBe(1);
+      expect(logLines(loop.stderr, "ERROR")).toEqual([expect.stringContaining("a NextToken came back a second time (key /x)")]);
+      mode = "shape";
+      const shape = await run();
+      expect(shape.code).toBe(1);
+      expect(logLines(shape.stderr, "ERROR")).toEqual([expect.stringContaining("a GetParametersByPath page without a list of parameters (key /x)")]);
+    } finally {
+      await broken.stop(true);
+    }
+  });
+
   test("an endpoint nobody listens on, or no credentials: one line, exit 1", async () => {
     const dead = `http://127.0.0.1:${freePort()}`;
     const { dir } = confdir('{{getv "/x"}}\n', ["/x"]);

@@ -88,6 +88,7 @@ class SsmStore implements StoreClient {
   private async readKey(key: string): Promise<Map<string, string>> {
     const values = new Map<string, string>();
     let token: string | undefined;
+    const seen = new Set<string>();
     do {
       let page;
       try {
@@ -95,17 +96,27 @@ class SsmStore implements StoreClient {
       } catch (err) {
         throw this.failure(err, key);
       }
-      for (const p of page.Parameters ?? []) add(values, p);
+      // The SDK passes on whatever shape the answer has.
+      const parameters: unknown = page.Parameters ?? [];
+      if (!Array.isArray(parameters)) throw this.unreadable("a GetParametersByPath page without a list of parameters", key);
+      for (const p of parameters) add(values, p);
       token = page.NextToken || undefined;
+      // A store that hands out a token it has handed out before would be read for ever.
+      if (token !== undefined && seen.has(token)) throw this.unreadable("a NextToken came back a second time", key);
+      if (token !== undefined) seen.add(token);
     } while (token !== undefined);
     if (values.size > 0 || key === "/") return values;
     try {
       const answer = await this.client.send(new this.commands.GetParameterCommand({ Name: key, WithDecryption: true }));
-      if (answer.Parameter) add(values, answer.Parameter);
+      add(values, answer.Parameter);
     } catch (err) {
       if (serviceErrorName(err) !== "ParameterNotFound") throw this.failure(err, key);
     }
     return values;
+  }
+
+  private unreadable(what: string, key: string): ConfdError {
+    return new ConfdError(`the ssm store's answer cannot be read (${this.where}): ${what}`, { key });
   }
 
   private failure(err: unknown, key: string): ConfdError {
@@ -117,6 +128,7 @@ class SsmStore implements StoreClient {
   }
 }
 
-function add(values: Map<string, string>, p: Parameter): void {
-  if (p.Name !== undefined && p.Value !== undefined) values.set(p.Name, p.Value);
+/** A parameter's name and value, when the answer holds both as text. */
+function add(values: Map<string, string>, p: Parameter | undefined): void {
+  if (typeof p?.Name === "string" && typeof p.Value === "string") values.set(p.Name, p.Value);
 }
