@@ -305,6 +305,7 @@ describe("the store client", () => {
       ["/types/n", { N: "42" }],
       ["/types/bool", { BOOL: true }],
       ["/types/m", { M: { a: { S: "nested" } } }],
+      ["/types/forged\n2026-01-01T00:00:00Z host confd[1]: INFO forged", { N: "1" }],
     ]);
     // An item without a value attribute: confd looks below it.
     await server.client.send(new PutItemCommand({ TableName: server.table, Item: { key: { S: "/novalue" } } }));
@@ -323,6 +324,8 @@ describe("the store client", () => {
       expect(warnings.some((w) => w.includes("Skipping key /types/bool") && w.includes("type BOOL"))).toBe(true);
       expect(warnings.some((w) => w.includes("Skipping key /types/m") && w.includes("type M"))).toBe(true);
       expect(warnings.join("\n")).not.toContain("42");
+      // A key is the store's text: a newline in it cannot start a log line of its own.
+      expect(warnings.some((w) => w.includes("Skipping key /types/forged\\x0a2026-01-01T00:00:00Z host confd[1]: INFO forged:"))).toBe(true);
       expect(await client.getValues(["/novalue"])).toEqual(new Map([["/novalue/below", "found below"]]));
     } finally {
       configureLog({ sink: (line) => process.stderr.write(line) });

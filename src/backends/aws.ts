@@ -108,7 +108,8 @@ export function awsError(err: unknown, store: AwsStore, where: string, context: 
   if (err instanceof ConfdError) return err;
   const e = (err ?? {}) as SdkError;
   const status = e.$metadata?.httpStatusCode;
-  if (status === undefined) return new ConfdError(`the ${store.name} store cannot be reached (${where}): ${e.code ?? firstLine(err)}`);
+  // The SDK's HTTP layer signs its own messages ("@smithy/node-http-handler - the request socket did not…").
+  if (status === undefined) return new ConfdError(`the ${store.name} store cannot be reached (${where}): ${e.code ?? firstLine(err).replace(/^@smithy\/[\w-]+ - /, "")}`);
   if (e.name === "SyntaxError" || /Deserialization error/.test(e.message ?? "")) {
     return new ConfdError(`the ${store.name} store's answer cannot be read (${where}, HTTP ${status}): ${firstLine(err).replace(/"[^"]*"|'[^']*'/g, '"…"')}`);
   }
@@ -131,10 +132,16 @@ export function serviceErrorName(err: unknown): string | undefined {
   return e.$metadata?.httpStatusCode !== undefined && e.$metadata.httpStatusCode >= 300 ? e.name : undefined;
 }
 
+/** The first line of an error's message, cut to MAX_MESSAGE, with no control characters left to forge log lines with. */
 function firstLine(err: unknown): string {
   const message = err instanceof Error ? err.message : typeof (err as SdkError)?.message === "string" ? (err as SdkError).message! : String(err);
-  const line = message.split(/\r?\n/, 1)[0]!.trim();
+  const line = printable(message.split(/\r?\n/, 1)[0]!.trim());
   return line.length > MAX_MESSAGE ? `${line.slice(0, MAX_MESSAGE)}…` : line;
+}
+
+/** Text from the store (a key, a message) fit for a log line: control characters written as \xNN. */
+export function printable(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
 /** fn over items, at most `limit` at a time, results in order; the first failure rejects. */

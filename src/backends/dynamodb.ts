@@ -13,7 +13,7 @@ import { log } from "../log.ts";
 import type { Config } from "../options.ts";
 import type { StoreClient } from "../store.ts";
 import { SharedWatches } from "../watch-core.ts";
-import { awsError, checkSetup, clientSettings, endpointOverride, mapLimit, pollingWatch, serviceErrorName, type AwsStore } from "./aws.ts";
+import { awsError, checkSetup, clientSettings, endpointOverride, mapLimit, pollingWatch, printable, serviceErrorName, type AwsStore } from "./aws.ts";
 
 const STORE: AwsStore = { name: "dynamodb", localVariable: "DYNAMODB_LOCAL", localEndpoint: "http://localhost:8000" };
 /** GetItem requests in flight at once. */
@@ -222,7 +222,7 @@ class DynamoClient implements StoreClient {
     if (!this.warned.has(key)) {
       this.warned.add(key);
       const type = (typeof value === "object" && Object.entries(value).find(([, v]) => v !== undefined)?.[0]) || "unknown";
-      log.warning(`Skipping key ${key}: its "value" is of DynamoDB type ${/^[A-Z]{1,4}$/.test(type) ? type : "unknown"}, not a string`);
+      log.warning(`Skipping key ${printable(key)}: its "value" is of DynamoDB type ${/^[A-Z]{1,4}$/.test(type) ? type : "unknown"}, not a string`);
     }
     return undefined;
   }
