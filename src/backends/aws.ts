@@ -36,7 +36,11 @@ export function endpointOverride(store: AwsStore, env: Readonly<Record<string, s
   return /^https?:\/\/[^\s/]/i.test(value) && URL.canParse(value) ? value : store.localEndpoint;
 }
 
-/** Settings for the SDK's client constructor. Retries are the SDK's (throttling included): 3 attempts, with backoff. */
+/**
+ * Settings for the SDK's client constructor. Retries are the SDK's, with backoff, throttling included:
+ * 4 attempts for DynamoDB, 3 for SSM, AWS_MAX_ATTEMPTS to change them. A black-holed endpoint thus
+ * fails a read after attempts × CONNECT_TIMEOUT_MS.
+ */
 export function clientSettings(endpoint: string | undefined): {
   endpoint?: string;
   requestHandler: { connectionTimeout: number; requestTimeout: number };
