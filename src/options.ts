@@ -73,7 +73,7 @@ const VAULT_ONLY = ["vault"];
 const SRV = "SRV discovery (-srv-domain, -srv-record) is not supported by this build; list the nodes with -node";
 
 export const OPTIONS: readonly OptionSpec[] = [
-  { flag: "backend", field: "backend", type: "string", default: "etcd", description: "backend to use (etcd, etcdv3, consul, redis, vault, file, env)" },
+  { flag: "backend", field: "backend", type: "string", default: "etcd", description: "backend to use (etcd, etcdv3, consul, redis, vault, dynamodb, ssm, file, env)" },
   { flag: "node", field: "nodes", type: "list", default: [], description: "backend node, host:port or URL (repeatable)", tomlAliases: ["nodes", "backend_nodes"], backends: NETWORKED },
   { flag: "confdir", field: "confdir", type: "string", default: "/etc/confd", description: "confd conf directory (conf.d/ and templates/)" },
   { flag: "config-file", field: "configFile", type: "string", default: "/etc/confd/confd.toml", description: "the confd config file", cliOnly: true },

@@ -5,7 +5,7 @@ import { ConfdError } from "../errors.ts";
 import type { Config } from "../options.ts";
 import type { StoreClient } from "../store.ts";
 
-export const BACKENDS = ["consul", "env", "etcd", "etcdv3", "file", "redis", "vault"] as const;
+export const BACKENDS = ["consul", "dynamodb", "env", "etcd", "etcdv3", "file", "redis", "ssm", "vault"] as const;
 
 export async function createStoreClient(config: Config): Promise<StoreClient> {
   switch (config.backend) {
@@ -16,6 +16,10 @@ export async function createStoreClient(config: Config): Promise<StoreClient> {
       return (await import("./redis.ts")).connect(config);
     case "consul":
       return (await import("./consul.ts")).connect(config);
+    case "dynamodb":
+      return (await import("./dynamodb.ts")).connect(config);
+    case "ssm":
+      return (await import("./ssm.ts")).connect(config);
     case "vault":
       return (await import("./vault.ts")).connect(config);
     case "env": {
