@@ -18,9 +18,13 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Etcd3 } from "etcd3";
 import Redis from "ioredis";
+import { TEST_CREDENTIALS } from "../test/aws-env.ts";
 import { startConsulDouble } from "../test/consul-double.ts";
+import { startDynalite } from "../test/dynamo-server.ts";
 import { startEtcd } from "../test/etcd-server.ts";
 import { startRedis } from "../test/redis-server.ts";
+import { startSsmDouble } from "../test/ssm-double.ts";
+import { startVaultDouble } from "../test/vault-double.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -77,6 +81,25 @@ const STORES: Record<string, StoreStarter> = {
     const double = startConsulDouble();
     for (const [k, v] of keys) double.set(k, v);
     return { flags: ["-backend", "consul", "-node", double.node], close: () => double.stop() };
+  },
+  async vault(keys) {
+    // KV v1, the one confd reads: one secret per key, its value in the field "value".
+    const double = startVaultDouble();
+    double.mount("bench", 1);
+    for (const [k, v] of keys) double.write(k.slice(1), { value: v });
+    return { flags: ["-backend", "vault", "-node", double.url, "-auth-type", "token", "-auth-token", double.createToken()], close: () => double.stop() };
+  },
+  async dynamodb(keys) {
+    // confd's DYNAMODB_LOCAL means http://localhost:8000, whatever its value.
+    const server = await startDynalite({ port: 8000 });
+    await server.putMany(keys);
+    return { flags: ["-backend", "dynamodb", "-table", server.table], env: { ...TEST_CREDENTIALS, DYNAMODB_LOCAL: "1" }, close: () => server.stop() };
+  },
+  async ssm(keys) {
+    // confd's SSM_LOCAL means http://localhost:8001, whatever its value.
+    const double = startSsmDouble({ credentials: { [TEST_CREDENTIALS.AWS_ACCESS_KEY_ID]: TEST_CREDENTIALS.AWS_SECRET_ACCESS_KEY }, port: 8001 });
+    for (const [k, v] of keys) double.put(k, v);
+    return { flags: ["-backend", "ssm"], env: { ...TEST_CREDENTIALS, SSM_LOCAL: "1" }, close: () => double.stop() };
   },
   async env(keys) {
     const env: Record<string, string> = {};
