@@ -246,10 +246,14 @@ function strings(v: unknown): string[] {
   return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
 }
 
-/** A map of strings, in a null-prototype object so that a "__proto__" or "constructor" key is a key like any other. */
+/**
+ * A map of strings, its keys in Go's order (so that handlebars' #each visits them as Go's range does), in
+ * a null-prototype object so that a "__proto__" or "constructor" key is a key like any other.
+ */
 function stringMap(v: unknown): Record<string, string> {
   const out: Record<string, string> = Object.create(null);
-  for (const [k, x] of Object.entries(record(v))) if (typeof x === "string") out[k] = x;
+  const entries = Object.entries(record(v)).filter((e): e is [string, string] => typeof e[1] === "string");
+  for (const [k, x] of entries.sort(([a], [b]) => compareBytes(a, b))) out[k] = x;
   return out;
 }
 
