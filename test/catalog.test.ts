@@ -399,6 +399,43 @@ describe("-watch", () => {
     }
   });
 
+  test("a service named by a key: a new name moves the resource's watch to the new service", async () => {
+    const d = startConsulDouble();
+    d.set("app/service", "web");
+    d.catalog.register({ node: "n1", address: "10.0.0.1", service: { name: "web", port: 80 } });
+    d.catalog.register({ node: "n1", address: "10.0.0.1", service: { name: "db", port: 5432 } });
+    const c = confdir({ dyn: { template: '{{range service (getv "/app/service")}}{{.Address}}:{{.Port}}\n{{end}}', keys: ["/app"] } });
+    const child = spawnConfd(["-watch", "-backend", "consul", "-node", d.node, "-confdir", c.dir, "-config-file", join(c.dir, "none"), "-log-level", "debug"]);
+    const log = new Lines(child.stderr);
+    const updated = (times: number) => log.waitForCount(new RegExp(`Target config ${escape(c.dest("dyn"))} has been updated`), times);
+    const outcomes = () => log.seen.filter((l) => new RegExp(`Target config ${escape(c.dest("dyn"))} (has been updated|in sync)`).test(l)).length;
+    try {
+      await updated(1);
+      expect(c.out("dyn")).toBe("10.0.0.1:80\n");
+      await d.waitForRequest((r) => isHealthWeb(r) && r.query.index !== undefined);
+      d.set("app/service", "db");
+      await updated(2);
+      expect(c.out("dyn")).toBe("10.0.0.1:5432\n");
+      await log.waitFor(/Stopped watching health\.service\(<a value from the store>\): no resource reads it/);
+      // web's blocking query is given up, and web is neither watched nor read again: its change renders
+      // nothing; db's does, and it is the third render in all.
+      expect(await d.requests.filter((r) => isHealthWeb(r) && r.query.index !== undefined).at(-1)!.ended).toBe("abandoned");
+      const webReads = d.requests.filter(isHealthWeb).length;
+      d.catalog.register({ node: "n2", address: "10.0.0.2", service: { name: "web", port: 80 } });
+      d.catalog.register({ node: "n2", address: "10.0.0.2", service: { name: "db", port: 5432 } });
+      await updated(3);
+      expect(c.out("dyn")).toBe("10.0.0.1:5432\n10.0.0.2:5432\n");
+      expect(outcomes()).toBe(3);
+      expect(d.requests.filter(isHealthWeb)).toHaveLength(webReads);
+      // The service's name is a value from the store: no log line shows it as a dependency.
+      expect(log.text()).not.toMatch(/health\.service\((web|db)/);
+    } finally {
+      child.kill("SIGTERM");
+      expect(await child.exited).toBe(0);
+      await d.stop();
+    }
+  });
+
   test("Consul going away and coming back: said once, and the files catch up", async () => {
     const d = startConsulDouble();
     d.catalog.register({ node: "n1", address: "10.0.0.1", service: { name: "web", port: 80 } });
