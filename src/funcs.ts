@@ -448,8 +448,18 @@ function catalogList(cx: Context, func: CatalogFunc, args: string[]): unknown[] 
     if (err instanceof CatalogQueryError) throw err.arg === undefined ? new Failure(err.message) : rejected(err.arg, err.message);
     throw err;
   }
-  if (args.some((arg) => keysHolding(cx.store, arg).length > 0)) dep.fromStore = true;
+  const values = storeValues(cx.store);
+  if (args.some((arg) => values.has(arg))) dep.fromStore = true;
   return cx.catalog.read(dep) ?? [];
+}
+
+const VALUE_SETS = new WeakMap<Store, Set<string>>();
+
+/** The store's values, as a set made once per store: a template may call `service .Name` for every service. */
+function storeValues(store: Store): Set<string> {
+  let values = VALUE_SETS.get(store);
+  if (!values) VALUE_SETS.set(store, (values = new Set(store.values())));
+  return values;
 }
 
 function ips(dns: DnsAnswers, name: string): string[] {
