@@ -436,6 +436,34 @@ describe("-watch", () => {
     }
   });
 
+  test("events: a fired event reaches the file, its 64-bit index sent back as Consul sent it; a name never fired does not spin", async () => {
+    const d = startConsulDouble();
+    const first = d.catalog.fireEvent("deploy", "v1");
+    const c = confdir({ deploys: { template: '{{range events "deploy"}}{{.Payload}}\n{{end}}' }, never: { template: '{{len (events "never")}}\n' } });
+    const child = spawnConfd(["-watch", "-backend", "consul", "-node", d.node, "-confdir", c.dir, "-config-file", join(c.dir, "none"), "-log-level", "debug"]);
+    const log = new Lines(child.stderr);
+    const updated = (times: number, name = "deploys") => log.waitForCount(new RegExp(`Target config ${escape(c.dest(name))} has been updated`), times);
+    const heldOn = (name: string, index: string) => d.waitForRequest((r) => r.path === "/v1/event/list" && r.query.name === name && r.query.index === index);
+    try {
+      await Promise.all([updated(1), updated(1, "never")]);
+      expect(c.out("deploys")).toBe("v1\n");
+      expect(c.out("never")).toBe("0\n");
+      await heldOn("deploy", first.index);
+      // No event of that name: Consul's index 1, on which a blocking query is held like any other.
+      const never = await heldOn("never", "1");
+      d.catalog.fireEvent("other", "x");
+      d.catalog.fireEvent("deploy", "v2");
+      await updated(2);
+      expect(c.out("deploys")).toBe("v1\nv2\n");
+      expect(await settlesAtOnce(never.ended)).toBe(false);
+      expect(d.requests.filter((r) => r.query.name === "never" && r.query.index !== undefined)).toHaveLength(1);
+    } finally {
+      child.kill("SIGTERM");
+      expect(await child.exited).toBe(0);
+      await d.stop();
+    }
+  });
+
   test("Consul going away and coming back: said once, and the files catch up", async () => {
     const d = startConsulDouble();
     d.catalog.register({ node: "n1", address: "10.0.0.1", service: { name: "web", port: 80 } });

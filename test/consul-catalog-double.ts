@@ -201,7 +201,8 @@ export class CatalogDouble {
       case "events": {
         const matching = this.events.filter((e) => query.name === undefined || e.name === query.name);
         const newest = matching.at(-1);
-        const index = newest ? eventIndex(newest.id) : "0";
+        // Consul answers 1 when no event matches, so that a watch on a name never fired does not spin.
+        const index = newest ? eventIndex(newest.id) : "1";
         const body = matching.map((e) => ({
           ID: e.id,
           Name: e.name,
