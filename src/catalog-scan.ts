@@ -15,7 +15,7 @@ export function catalogCall(func: CatalogFunc, args: readonly string[] | undefin
     return { func, file, line, column, dep: parseCatalogCall(func, args) };
   } catch (err) {
     // Written in the template, so shown: it is no value from the store.
-    if (err instanceof CatalogQueryError) throw new ConfdError(`${func} ${args.map((a) => JSON.stringify(a)).join(" ")}: ${err.message}`, place);
+    if (err instanceof CatalogQueryError) throw new ConfdError(`${[func, ...args.map((a) => JSON.stringify(a))].join(" ")}: ${err.message}`, place);
     throw err;
   }
 }
