@@ -98,8 +98,8 @@ function endToEndFiles(): string[] {
  * The end-to-end files against `binary`, with the build tree hidden: a binary that still read a file
  * of the tree (a module, etcd3's .proto files) at its baked-in path would fail here.
  *
- * The tests, their fixtures and the few sources they import are copied to a temporary directory,
- * laid out as the repository is (main/test, main/src), with the binary
+ * The tests, their fixtures, the few sources they import and the examples they render are copied to a
+ * temporary directory, laid out as the repository is (main/test, main/src, main/examples), with the binary
  * beside them in bin/. In a private mount namespace, the repository's node_modules is bind-mounted
  * read-only at main/node_modules (bun itself and the test side's etcd and redis clients), and then an
  * empty read-only tmpfs is mounted over the repository: at the paths the build used nothing is left,
@@ -110,7 +110,8 @@ async function hiddenTreeRun(binary: string): Promise<Counts> {
   const work = mkdtempSync(join(tmpdir(), "confd-binary-run-"));
   try {
     const main = join(work, "main");
-    for (const dir of ["test", "src"]) cpSync(join(ROOT, dir), join(main, dir), { recursive: true });
+    // examples/: test/catalog.test.ts renders examples/service-discovery with the binary.
+    for (const dir of ["test", "src", "examples"]) cpSync(join(ROOT, dir), join(main, dir), { recursive: true });
     for (const file of ["package.json", "bunfig.toml", "tsconfig.json"]) cpSync(join(ROOT, file), join(main, file));
     const bin = join(work, "bin", basename(binary));
     cpSync(binary, bin);

@@ -37,6 +37,8 @@ lessJit();
 const { loadConfig } = await import("./config.ts");
 const { parseFlags, usage } = await import("./flags.ts");
 const { compileTemplate } = await import("./engines.ts");
+const { catalogOf } = await import("./catalog.ts");
+const { checkCatalogSource } = await import("./catalog-scan.ts");
 const { processAll, runInterval } = await import("./processor.ts");
 const { loadResources } = await import("./resource.ts");
 
@@ -88,7 +90,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 1;
   }
 
-  const { jobs, loadFailures } = await prepareJobs(config);
+  const { jobs, loadFailures } = await prepareJobs(config, catalogOf(client) !== undefined);
   const stop = new AbortController();
   const onSignal = (signal: keyof typeof SIGNAL_NUMBERS) => {
     if (stop.signal.aborted) {
@@ -139,7 +141,7 @@ function usageFailure(err: UsageError): number {
 /** Loads and compiles every resource; a resource that cannot be loaded is reported and left out. */
 type WorkerJob = { resource: ResourceSpec; worker: ResourceWorker };
 
-async function prepareJobs(config: Config): Promise<{ jobs: WorkerJob[]; loadFailures: number }> {
+async function prepareJobs(config: Config, catalogAvailable: boolean): Promise<{ jobs: WorkerJob[]; loadFailures: number }> {
   log.debug(`Loading template resources from confdir ${config.confdir}`);
   const loaded = loadResources({ confdir: config.confdir, prefix: config.prefix, defaultEngine: config.templateEngine as Engine });
   for (const warning of loaded.warnings) log.warning(warning);
@@ -154,6 +156,7 @@ async function prepareJobs(config: Config): Promise<{ jobs: WorkerJob[]; loadFai
       const cacheKey = `${resource.engine}:${resource.src}`;
       const template = compiled.get(cacheKey) ?? (await compileTemplate(resource, templatesDir));
       compiled.set(cacheKey, template);
+      checkCatalogSource(template.catalog, catalogAvailable);
       jobs.push({ resource, worker: newWorker(resource, template, config, lifecycle) });
     } catch (err) {
       errors.push(withContext(err, { resource: resource.name }));

@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { decodeBytes } from "./bytes.ts";
+import { scanGoTree } from "./catalog-scan.ts";
 import { ConfdError, errnoText } from "./errors.ts";
 import { FUNC_NAME_SET } from "./func-names.ts";
 import type { CompiledTemplate } from "./protocol.ts";
@@ -24,7 +25,8 @@ export async function compileTemplate(resource: ResourceSpec, templatesDir: stri
   }
   try {
     // Named as confd names it (the file's base name), so error messages read as confd's do.
-    return { engine: "go", file: resource.src, tree: parseGoTemplate(basename(resource.src), source, FUNC_NAME_SET) };
+    const tree = parseGoTemplate(basename(resource.src), source, FUNC_NAME_SET);
+    return { engine: "go", file: resource.src, tree, catalog: scanGoTree(tree, resource.src) };
   } catch (err) {
     if (err instanceof GoTemplateParseError) throw new ConfdError(err.message, { file: resource.src });
     throw err;

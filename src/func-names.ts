@@ -11,6 +11,8 @@ export const FUNC_NAMES = [
   "contains", "replace", "trimSuffix", "lookupIP", "lookupIPV4", "lookupIPV6", "lookupSRV", "fileExists",
   "base64Encode", "base64Decode", "parseBool", "reverse", "sortByLength", "sortKVByLength",
   "add", "sub", "mul", "div", "mod", "seq", "atoi",
+  // Consul's catalog (catalog.ts), as consul-template names it
+  "services", "service", "nodes", "checks", "events",
   // comparison, logic and formatting: text/template's builtins (for handlebars too), and default
   "eq", "ne", "lt", "le", "gt", "ge", "and", "or", "not", "default", "printf", "len",
 ] as const;

@@ -5,6 +5,8 @@
 // checked and converted. Knows nothing of any template engine.
 import { existsSync } from "node:fs";
 import { byteLength, decodeBytes, encodeText, environment } from "./bytes.ts";
+import { CatalogQueryError, parseCatalogCall, type CatalogFunc } from "./catalog.ts";
+import { CatalogReads, type CatalogAnswers } from "./catalog-values.ts";
 import { DnsCache, type DnsAnswers, type SRV } from "./dns.ts";
 import { GlobSyntaxError, globMatch } from "./glob.ts";
 import { formatValue, sprintf } from "./gofmt.ts";
@@ -82,6 +84,7 @@ export interface FuncOptions {
   env?: Readonly<Record<string, string | undefined>>;
   now?: () => Date;
   dns?: DnsAnswers;
+  catalog?: CatalogAnswers;
   fileExists?: (path: string) => boolean;
 }
 
@@ -91,6 +94,7 @@ interface Context {
   env: Readonly<Record<string, string | undefined>>;
   now: () => Date;
   dns: DnsAnswers;
+  catalog: CatalogAnswers;
   fileExists: (path: string) => boolean;
 }
 
@@ -194,6 +198,12 @@ const LIBRARY = {
     return [...records].sort((x, y) => compareGoStrings(sortKey(x), sortKey(y))).map(srvRecord);
   }),
   fileExists: fn(["string"], (cx, path) => cx.fileExists(path)),
+  // Consul's catalog (catalog.ts): answers the render was given; an empty list until then.
+  services: fn(["...string"], (cx, ...args) => catalogList(cx, "services", args)),
+  service: fn(["string", "...string"], (cx, query, ...rest) => catalogList(cx, "service", [query, ...rest])),
+  nodes: fn(["...string"], (cx, ...args) => catalogList(cx, "nodes", args)),
+  checks: fn(["string"], (cx, state) => catalogList(cx, "checks", [state])),
+  events: fn(["string?"], (cx, name) => catalogList(cx, "events", name === undefined ? [] : [name])),
   base64Encode: fn(["string"], (_, s) => encodeText(s).toString("base64")),
   base64Decode: fn(["string"], (_, s) => decodeBytes(decodeBase64(s))),
   parseBool: fn(["string"], (_, s) => {
@@ -274,22 +284,25 @@ export function createFuncs(store: Store, options: FuncOptions = {}): Record<str
  * a render makes no new closures and the table keeps no values once it is done.
  */
 export interface FuncTable {
-  run<T>(store: Store, dns: DnsAnswers, render: (funcs: Record<string, TemplateFunc>) => T): T;
+  run<T>(store: Store, dns: DnsAnswers, catalog: CatalogAnswers, render: (funcs: Record<string, TemplateFunc>) => T): T;
 }
 
 const NO_VALUES: Store = new Map();
+const NO_CATALOG: CatalogAnswers = new CatalogReads();
 
-export function createFuncTable(options: Omit<FuncOptions, "dns"> = {}): FuncTable {
+export function createFuncTable(options: Omit<FuncOptions, "dns" | "catalog"> = {}): FuncTable {
   const cx = context(NO_VALUES, options);
   const funcs = library(cx);
   return {
-    run(store, dns, render) {
+    run(store, dns, catalog, render) {
       cx.store = store;
       cx.dns = dns;
+      cx.catalog = catalog;
       try {
         return render(funcs);
       } finally {
         cx.store = NO_VALUES;
+        cx.catalog = NO_CATALOG;
       }
     },
   };
@@ -301,6 +314,7 @@ function context(store: Store, options: FuncOptions): Context {
     env: options.env ?? environment(),
     now: options.now ?? (() => new Date()),
     dns: options.dns ?? new DnsCache(),
+    catalog: options.catalog ?? NO_CATALOG,
     fileExists: options.fileExists ?? existsSync,
   };
 }
@@ -420,6 +434,32 @@ function matching(store: Store, pattern: string): KVPair[] {
     throw err;
   }
   return found.sort((a, b) => compareGoStrings(a.Key, b.Key));
+}
+
+/**
+ * A catalog function's answer, or [] while the render was not given it (the renderer fetches it and
+ * renders again). Arguments that are not a dependency are rejected without showing them (see FuncError).
+ */
+function catalogList(cx: Context, func: CatalogFunc, args: string[]): unknown[] {
+  let dep;
+  try {
+    dep = parseCatalogCall(func, args);
+  } catch (err) {
+    if (err instanceof CatalogQueryError) throw err.arg === undefined ? new Failure(err.message) : rejected(err.arg, err.message);
+    throw err;
+  }
+  const values = storeValues(cx.store);
+  if (args.some((arg) => values.has(arg))) dep.fromStore = true;
+  return cx.catalog.read(dep) ?? [];
+}
+
+const VALUE_SETS = new WeakMap<Store, Set<string>>();
+
+/** The store's values, as a set made once per store: a template may call `service .Name` for every service. */
+function storeValues(store: Store): Set<string> {
+  let values = VALUE_SETS.get(store);
+  if (!values) VALUE_SETS.set(store, (values = new Set(store.values())));
+  return values;
 }
 
 function ips(dns: DnsAnswers, name: string): string[] {

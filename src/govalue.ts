@@ -13,7 +13,7 @@ import { GoTime } from "./gotime.ts";
  *   float64      number (a template's 1.5 or 1e6, and every JSON number, as encoding/json decodes it)
  *   string, bool string, boolean
  *   nil          null (a nil interface: JSON null, a nil result) or undefined (no value at all)
- *   slice        array;  map: plain object or Map;  struct: see STRUCTS, GoTime, Date
+ *   slice        array;  map: plain object or Map;  struct: see STRUCTS and markStruct, GoTime, Date
  *
  * So 1.0 and 1 stay apart as in Go: a JSON 12345678 prints 1.2345678e+07, and eq 1 1.0 is an error.
  */
@@ -26,7 +26,21 @@ const STRUCTS: ReadonlyArray<{ type: string; fields: readonly string[] }> = [
   { type: "net.SRV", fields: ["Target", "Port", "Priority", "Weight"] },
 ];
 
+/**
+ * Values made as Go structs by the code that made them (the catalog's, catalog-values.ts), rather than
+ * recognised by shape: a JSON object with the same fields stays a map.
+ */
+const MADE_STRUCTS = new WeakMap<object, { type: string; fields: readonly string[] }>();
+
+/** Makes `v` a Go struct of this type, whose fields print in this order. */
+export function markStruct<T extends object>(v: T, type: { type: string; fields: readonly string[] }): T {
+  MADE_STRUCTS.set(v, type);
+  return v;
+}
+
 export function structOf(v: object): { type: string; fields: readonly string[] } | undefined {
+  const made = MADE_STRUCTS.get(v);
+  if (made) return made;
   const keys = Object.keys(v);
   return STRUCTS.find((s) => s.fields.length === keys.length && s.fields.every((f) => Object.hasOwn(v, f)));
 }

@@ -10,6 +10,8 @@ import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { isAbsolute, join, relative } from "node:path";
 import Handlebars from "handlebars";
 import { decodeBytes } from "./bytes.ts";
+import { CATALOG_FUNC_SET, type CatalogCall, type CatalogFunc } from "./catalog.ts";
+import { catalogCall } from "./catalog-scan.ts";
 import { ConfdError, errnoText } from "./errors.ts";
 import { FUNC_NAME_SET } from "./func-names.ts";
 import { LOCATION_HASH_KEY, type HandlebarsTemplate } from "./protocol.ts";
@@ -34,15 +36,17 @@ interface Compilation {
   templatesDir: string;
   partials: HandlebarsTemplate["partials"];
   needs: Map<string, Needs>;
+  /** Calls of catalog functions in the template and its partials. */
+  catalog: CatalogCall[];
 }
 
 export function compileHandlebars(file: string, templatesDir: string): HandlebarsTemplate {
-  const cx: Compilation = { templatesDir, partials: {}, needs: new Map() };
+  const cx: Compilation = { templatesDir, partials: {}, needs: new Map(), catalog: [] };
   const { spec, needs } = compileFile(file, cx, [file]);
   // A partial still needed here has no includer left to define it.
   const [missing] = needs;
   if (missing) throw notFound(missing[0], templatesDir, missing[1]);
-  return { engine: "handlebars", file, spec, partials: cx.partials };
+  return { engine: "handlebars", file, spec, partials: cx.partials, catalog: cx.catalog };
 }
 
 /** Compiles a file and the partials it uses; stack is the files including it, itself last. */
@@ -66,7 +70,7 @@ function compileFile(file: string, cx: Compilation, stack: string[]): { spec: st
       line: Number.isFinite(line) ? line : undefined,
     });
   }
-  const { uses, inlines } = annotate(ast, file);
+  const { uses, inlines } = annotate(ast, file, cx.catalog);
   const needs: Needs = new Map();
   const need = (name: string, place: Place) => {
     if (!inlines.has(name) && !needs.has(name)) needs.set(name, place);
@@ -147,7 +151,7 @@ interface PartialUse extends Place {
  * file it reads could not be checked until it rendered. {{> @partial-block}} is the block a partial
  * was given, at run time.
  */
-function annotate(ast: hbs.AST.Program, file: string): { uses: PartialUse[]; inlines: Set<string> } {
+function annotate(ast: hbs.AST.Program, file: string, catalog: CatalogCall[]): { uses: PartialUse[]; inlines: Set<string> } {
   const uses: PartialUse[] = [];
   const inlines = new Set<string>();
   const visit = (node: unknown): void => {
@@ -169,7 +173,7 @@ function annotate(ast: hbs.AST.Program, file: string): { uses: PartialUse[]; inl
       const [label] = (n.params as Array<{ type: string; value?: unknown }> | undefined) ?? [];
       if ((n.path as { original?: unknown }).original === "inline" && label?.type === "StringLiteral") inlines.add(String(label.value));
     }
-    if (n.type === "MustacheStatement" || n.type === "SubExpression" || n.type === "BlockStatement") tagCall(n, file);
+    if (n.type === "MustacheStatement" || n.type === "SubExpression" || n.type === "BlockStatement") tagCall(n, file, catalog);
     for (const value of Object.values(n)) if (value && typeof value === "object") visit(value);
   };
   visit(ast);
@@ -182,7 +186,7 @@ function position(node: Record<string, unknown>): { line: number; column: number
   return { line: loc?.start.line ?? 1, column: (loc?.start.column ?? 0) + 1 };
 }
 
-function tagCall(node: Record<string, unknown>, file: string): void {
+function tagCall(node: Record<string, unknown>, file: string, catalog: CatalogCall[]): void {
   const path = node.path as { type: string; original?: string; parts?: string[]; data?: boolean } | undefined;
   if (!path || path.type !== "PathExpression" || path.data || path.parts?.length !== 1) return;
   const name = path.original ?? "";
@@ -197,6 +201,12 @@ function tagCall(node: Record<string, unknown>, file: string): void {
   if (!FUNC_NAME_SET.has(name)) {
     if (hasArguments && !BUILTIN_HELPERS.has(name)) throw new ConfdError(`unknown function "${name}"`, { file, ...position(node) });
     return;
+  }
+  if (CATALOG_FUNC_SET.has(name)) {
+    // A catalog call whose arguments are all written as strings names its dependency (catalog-scan.ts).
+    const args = (node.params as Array<{ type: string; value?: unknown }> | undefined) ?? [];
+    const literal = args.every((a) => a.type === "StringLiteral") ? args.map((a) => String(a.value)) : undefined;
+    catalog.push(catalogCall(name as CatalogFunc, literal, { file, ...position(node) }));
   }
   if (!loc) return;
   const value = JSON.stringify([file, loc.start.line, loc.start.column + 1]);

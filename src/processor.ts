@@ -1,7 +1,10 @@
 // One run over every resource: read the store once for the union of all resources' keys, hand each
-// worker the values under its own keys (relative to its prefix, as confd's templates see them), and
-// collect the outcomes. Also the interval loop that repeats runs until stopped.
+// worker the values under its own keys (relative to its prefix, as confd's templates see them) and the
+// run's catalog answers (read once each), and collect the outcomes. Also the interval loop that repeats
+// runs until stopped.
 import { posix } from "node:path";
+import { catalogOf } from "./catalog.ts";
+import { CatalogRound, type CatalogLink } from "./catalog-round.ts";
 import { ancestors, normalizeKey } from "./keys.ts";
 import type { StoreClient } from "./store.ts";
 import { describeError, withContext } from "./errors.ts";
@@ -13,7 +16,7 @@ import type { SyncOutcome } from "./sync.ts";
 /** A resource and whatever renders and syncs it (its worker thread; a stand-in in tests). */
 export interface Job {
   resource: ResourceSpec;
-  worker: { sync(values: Map<string, string>): Promise<SyncOutcome> };
+  worker: { sync(values: Map<string, string>, catalog?: CatalogLink): Promise<SyncOutcome> };
 }
 
 export interface RunResult {
@@ -35,7 +38,9 @@ export async function processAll(client: StoreClient, jobs: readonly Job[]): Pro
   log.debug(`Store returned ${values.size} keys`);
 
   const perResource = splitValues(jobs.map((j) => j.resource), values);
-  const outcomes = await Promise.allSettled(jobs.map((j, i) => j.worker.sync(perResource[i]!)));
+  const source = catalogOf(client);
+  const round = source && new CatalogRound(source);
+  const outcomes = await Promise.allSettled(jobs.map((j, i) => j.worker.sync(perResource[i]!, round?.link())));
   const result: RunResult = { succeeded: 0, failed: 0 };
   outcomes.forEach((o, i) => {
     if (o.status === "fulfilled") {

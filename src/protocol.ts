@@ -1,4 +1,5 @@
 // What crosses between the main thread and a resource's worker: plain, structured-clone-safe data.
+import type { CatalogAnswer, CatalogCall, CatalogDep } from "./catalog.ts";
 import type { ErrorData } from "./errors.ts";
 import type { GoTemplateTree } from "./gotemplate-parse.ts";
 import type { LogLevel, LogRecord } from "./log.ts";
@@ -12,6 +13,8 @@ export interface HandlebarsTemplate {
   file: string;
   spec: string;
   partials: Record<string, { file: string; spec: string }>;
+  /** Its calls of catalog functions, partials' included (catalog-scan.ts). */
+  catalog?: CatalogCall[];
 }
 
 /** A Go text/template (confd's own syntax) as a worker needs it: the parsed tree. */
@@ -19,6 +22,8 @@ export interface GoTemplate {
   engine: "go";
   file: string;
   tree: GoTemplateTree;
+  /** Its calls of catalog functions (catalog-scan.ts). */
+  catalog?: CatalogCall[];
 }
 
 export type CompiledTemplate = HandlebarsTemplate | GoTemplate;
@@ -39,14 +44,23 @@ export interface WorkerInit {
   logLevel: LogLevel;
 }
 
+/** Catalog answers by dependency key (catalog.ts depKey). */
+export type CatalogAnswers = [string, CatalogAnswer][];
+
 export type ToWorker =
   | { type: "init"; init: WorkerInit }
-  | { type: "sync"; id: number; values: [string, string][] };
+  | { type: "sync"; id: number; values: [string, string][]; catalog: CatalogAnswers }
+  // The answers (or why there are none) to a sync's "catalog" request.
+  | { type: "catalog"; id: number; answers: CatalogAnswers }
+  | { type: "catalog"; id: number; error: ErrorData };
 
 export type FromWorker =
   | { type: "ready" }
   | { type: "log"; record: LogRecord }
   | { type: "report"; text: string }
   | { type: "command"; pid: number; alive: boolean }
-  | { type: "done"; id: number; outcome: SyncOutcome }
-  | { type: "failed"; id: number; error: ErrorData };
+  // The render of sync `id` asked for catalog dependencies it was not given.
+  | { type: "catalog"; id: number; deps: CatalogDep[] }
+  // `used`: the catalog dependencies the last render read, which the main thread watches for the resource.
+  | { type: "done"; id: number; outcome: SyncOutcome; used: CatalogDep[] }
+  | { type: "failed"; id: number; error: ErrorData; used: CatalogDep[] };

@@ -2,7 +2,12 @@
 // once, however many resources read it; a change marks the resources under it dirty; dirty resources
 // are read from the store together, once, and handed to their workers. A resource that is syncing when
 // more changes arrive syncs once more afterwards, with the latest values, not once per change. A store
-// that cannot be reached is retried with backoff, with one log line per change of state.
+// that cannot be reached is retried with backoff, with one log line per change of state. Catalog
+// dependencies are watched beside the subtrees (catalog-watch.ts), each marking dirty the resources whose
+// last render read it.
+import { catalogOf, CatalogUnavailable } from "./catalog.ts";
+import { CatalogRound } from "./catalog-round.ts";
+import { CatalogWatches } from "./catalog-watch.ts";
 import { ancestors, normalizeKey, subtrees } from "./keys.ts";
 import type { StoreClient } from "./store.ts";
 import { describeError, withContext } from "./errors.ts";
@@ -79,6 +84,15 @@ export async function runWatch(client: StoreClient, jobs: readonly Job[], signal
     schedule();
   };
 
+  const catalog = catalogOf(client);
+  // Its own count of failures: the KV reads and watches of the same store may do well meanwhile (an ACL
+  // token that may read keys but not the catalog), and must not reset it.
+  const catalogHealth = new StoreHealth();
+  const catalogWatches = catalog && new CatalogWatches<Job>(catalog, signal, { changed: markDirty, failed: (err) => catalogHealth.failed(err), ok: () => catalogHealth.ok() });
+  /** Resources whose sync could not read the catalog, rendered again after the backoff. */
+  const catalogRetries = new Set<Job>();
+  let catalogRetryTimer: ReturnType<typeof setTimeout> | undefined;
+
   const flush = async () => {
     const ready = [...dirty].filter((j) => !syncing.has(j));
     if (ready.length === 0 || signal.aborted) return;
@@ -100,13 +114,32 @@ export async function runWatch(client: StoreClient, jobs: readonly Job[], signal
       ready.map((j) => j.resource),
       values,
     );
+    // The catalog answers of this flush, each read once; a resource's render reports what it read, to be watched.
+    const round = catalog && new CatalogRound(catalog);
     ready.forEach((j, i) => {
       syncing.add(j);
+      let readCatalog = false;
+      const link = round?.link((deps) => {
+        readCatalog = deps.length > 0;
+        catalogWatches!.track(j, deps, round);
+      });
       const done = j.worker
-        .sync(perResource[i]!)
+        .sync(perResource[i]!, link)
         .then(
-          () => {},
+          () => {
+            if (readCatalog) catalogHealth.ok();
+          },
           (err: unknown) => {
+            if (err instanceof CatalogUnavailable) {
+              // As a store read that fails: said once, retried with backoff.
+              catalogRetries.add(j);
+              clearTimeout(catalogRetryTimer);
+              catalogRetryTimer = setTimeout(() => {
+                markDirty([...catalogRetries]);
+                catalogRetries.clear();
+              }, catalogHealth.failed(err));
+              return;
+            }
             log.error(describeError(withContext(err, { resource: j.resource.name })));
             // A crash says nothing about the values: try again once the worker is back.
             if (err instanceof WorkerCrashError) dirty.add(j);
@@ -149,6 +182,9 @@ export async function runWatch(client: StoreClient, jobs: readonly Job[], signal
   log.info(`Watching ${watches.length} prefix${watches.length === 1 ? "" : "es"} for ${jobs.length} resource${jobs.length === 1 ? "" : "s"}`);
   for (const w of watches) log.debug(`Watching ${w.prefix} for ${w.jobs.map((j) => j.resource.name).join(", ")}`);
   await Promise.all(watches.map(watchLoop));
+  // Catalog watches start as renders read dependencies, and run until the signal, with or without keys to watch.
+  if (catalogWatches) await new Promise((resolve) => (signal.aborted ? resolve(undefined) : signal.addEventListener("abort", resolve, { once: true })));
   clearTimeout(retryTimer);
+  clearTimeout(catalogRetryTimer);
   await Promise.allSettled([...inflight]);
 }

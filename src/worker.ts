@@ -1,11 +1,13 @@
 // A resource's worker thread: holds its template, and for each set of values it is sent renders the
-// template and syncs the destination. It never talks to a store; the main thread does that once for all.
+// template and syncs the destination. It never talks to a store; the main thread does that once for all,
+// and answers the catalog dependencies a render asks for that its sync was not given.
 // The thread starts from its engine's entry (worker-go.ts, worker-handlebars.ts), which hands this loop
 // the engine, so that a worker loads only the engine its resource uses.
+import { CatalogReads } from "./catalog-values.ts";
 import { ConfdError, withContext } from "./errors.ts";
 import { lessJit } from "./jit.ts";
 import { enabled } from "./log.ts";
-import type { CompiledTemplate, FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
+import type { CatalogAnswers, CompiledTemplate, FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
 import { syncFile } from "./sync.ts";
 import type { Render } from "./template.ts";
 
@@ -20,8 +22,18 @@ export function serveResource<T extends CompiledTemplate>(engine: T["engine"], i
   let init: WorkerInit | undefined;
   let render: Render | undefined;
 
+  /** Catalog requests awaiting the main thread's answer, by sync id. */
+  const catalogRequests = new Map<number, { resolve: (answers: CatalogAnswers) => void; reject: (err: ConfdError) => void }>();
+
   self.onmessage = async (event: MessageEvent<ToWorker>) => {
     const message = event.data;
+    if (message.type === "catalog") {
+      const request = catalogRequests.get(message.id);
+      catalogRequests.delete(message.id);
+      if ("error" in message) request?.reject(ConfdError.fromData(message.error));
+      else request?.resolve(message.answers);
+      return;
+    }
     if (message.type === "init") {
       init = message.init;
       // The main thread picks the entry by this same field; a mismatch is a bug, and crashes the worker.
@@ -32,8 +44,17 @@ export function serveResource<T extends CompiledTemplate>(engine: T["engine"], i
     }
     if (!init || !render) throw new Error("worker received a sync before init");
     const { resource } = init;
+    const { id } = message;
+    const catalog = new CatalogReads(
+      message.catalog,
+      (deps) =>
+        new Promise((resolve, reject) => {
+          catalogRequests.set(id, { resolve, reject });
+          post({ type: "catalog", id, deps });
+        }),
+    );
     try {
-      const content = await render(new Map(message.values));
+      const content = await render(new Map(message.values), catalog);
       const outcome = await syncFile(resource, content, {
         noop: init.noop,
         syncOnly: init.syncOnly,
@@ -44,10 +65,10 @@ export function serveResource<T extends CompiledTemplate>(engine: T["engine"], i
         report: (text) => post({ type: "report", text }),
         commandRunning: (pid, alive) => post({ type: "command", pid, alive }),
       });
-      post({ type: "done", id: message.id, outcome });
+      post({ type: "done", id, outcome, used: catalog.used() });
     } catch (err) {
       const error = err instanceof ConfdError ? err : withContext(err, { file: resource.file });
-      post({ type: "failed", id: message.id, error: { message: error.message, context: { ...error.context, resource: resource.name } } });
+      post({ type: "failed", id, error: { message: error.message, context: { ...error.context, resource: resource.name } }, used: catalog.used() });
     }
   };
 }

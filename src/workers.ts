@@ -2,10 +2,12 @@
 // the values, end it when it has been idle long enough, and when it throws or dies, report it under the
 // resource's name and start a new one with backoff. Other resources' workers are separate threads and
 // never notice. How many workers start and sync at once is the Slots' say (slots.ts).
+import { depKey, describeDep, type CatalogDep } from "./catalog.ts";
+import type { CatalogLink } from "./catalog-round.ts";
 import { killTree } from "./command.ts";
-import { ConfdError } from "./errors.ts";
+import { ConfdError, withContext } from "./errors.ts";
 import type { LogRecord } from "./log.ts";
-import type { FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
+import type { CatalogAnswers, FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
 import type { Engine } from "./resource.ts";
 import { Slots, type Slot } from "./slots.ts";
 import type { SyncOutcome } from "./sync.ts";
@@ -37,6 +39,9 @@ const BACKOFF_CAP_MS = 30_000;
 interface Pending {
   resolve: (outcome: SyncOutcome) => void;
   reject: (error: ConfdError) => void;
+  catalog?: CatalogLink;
+  /** Why the catalog could not answer the render, which is then why the sync failed. */
+  catalogFailure?: ConfdError;
 }
 
 export class ResourceWorker {
@@ -54,6 +59,8 @@ export class ResourceWorker {
   private slot: Slot | undefined;
   private lastUrl: string | URL | undefined;
   private stopped = false;
+  /** The catalog dependencies its last render read: given to the next sync up front, with those its template names. */
+  private catalogUsed: readonly CatalogDep[] = [];
 
   constructor(
     private readonly init: WorkerInit,
@@ -91,14 +98,18 @@ export class ResourceWorker {
           else this.commands.delete(m.pid);
           // Waiting on a command (a slow reload) uses no CPU here: others may start meanwhile.
           if (m.alive) this.slot?.release();
+        } else if (m.type === "catalog") {
+          this.answerCatalog(worker, m.id, m.deps);
         } else {
           const p = this.pending.get(m.id);
           this.pending.delete(m.id);
+          this.catalogUsed = m.used;
+          p?.catalog?.used(m.used);
           if (m.type === "done") {
             this.failures = 0;
             p?.resolve(m.outcome);
           } else {
-            p?.reject(ConfdError.fromData(m.error));
+            p?.reject(p.catalogFailure ?? ConfdError.fromData(m.error));
           }
         }
       };
@@ -111,13 +122,18 @@ export class ResourceWorker {
     });
   }
 
-  /** Renders and syncs with these values, starting the thread if it is not running; rejects with the resource's error. */
-  async sync(values: Map<string, string>): Promise<SyncOutcome> {
+  /**
+   * Renders and syncs with these values, starting the thread if it is not running; rejects with the
+   * resource's error. `catalog` answers the catalog dependencies its template names and its last render
+   * read before the render starts, and those the render asks for as it goes.
+   */
+  async sync(values: Map<string, string>, catalog?: CatalogLink): Promise<SyncOutcome> {
     if (this.stopped) throw new ConfdError("worker is stopped", { resource: this.name });
     this.idleTimer?.cancel();
+    const known = catalog ? await catalog.answers(this.catalogDeps()) : [];
     const slot = await this.lifecycle.slots.acquire();
     this.slot = slot;
-    const result = this.syncHolding(values);
+    const result = this.syncHolding(values, known, catalog);
     this.inflight.add(result);
     try {
       return await result;
@@ -129,7 +145,7 @@ export class ResourceWorker {
     }
   }
 
-  private async syncHolding(values: Map<string, string>): Promise<SyncOutcome> {
+  private async syncHolding(values: Map<string, string>, known: CatalogAnswers, catalog: CatalogLink | undefined): Promise<SyncOutcome> {
     if (this.stopped) throw new ConfdError("worker is stopped", { resource: this.name });
     await this.start();
     const worker = this.worker;
@@ -137,9 +153,39 @@ export class ResourceWorker {
     if (!worker) throw new WorkerCrashError("worker crashed before the sync could start", { resource: this.name });
     const id = this.nextId++;
     return new Promise<SyncOutcome>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      worker.postMessage({ type: "sync", id, values: [...values] } satisfies ToWorker);
+      this.pending.set(id, { resolve, reject, catalog });
+      worker.postMessage({ type: "sync", id, values: [...values], catalog: known } satisfies ToWorker);
     });
+  }
+
+  /** What a sync is given up front: the dependencies the template names, and those its last render read. */
+  private catalogDeps(): CatalogDep[] {
+    const named = (this.init.template.catalog ?? []).flatMap((call) => (call.dep ? [call.dep] : []));
+    return [...new Map([...named, ...this.catalogUsed].map((dep) => [depKey(dep), dep])).values()];
+  }
+
+  /** Answers a render's request for catalog dependencies it was not given. */
+  private answerCatalog(worker: Worker, id: number, deps: CatalogDep[]): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    const reply = (message: ToWorker) => {
+      if (this.worker === worker) worker.postMessage(message);
+    };
+    if (!p.catalog) {
+      p.catalogFailure = new ConfdError(`${deps.map(describeDep).join(", ")}: the catalog functions need -backend consul`, { resource: this.name });
+      reply({ type: "catalog", id, error: p.catalogFailure.toData() });
+      return;
+    }
+    // The trace of a dependency learnt by rendering, which a template that names it spares (tests read it).
+    this.hooks.log({ level: "debug", message: `Rendering asked for ${deps.map(describeDep).join(", ")}: fetching`, fields: { resource: this.name } });
+    p.catalog.answers(deps).then(
+      (answers) => reply({ type: "catalog", id, answers }),
+      (err: unknown) => {
+        // Kept as it is (a CatalogUnavailable), for the caller to tell from a template's error.
+        p.catalogFailure = err instanceof ConfdError ? err : withContext(err, { resource: this.name });
+        reply({ type: "catalog", id, error: p.catalogFailure.toData() });
+      },
+    );
   }
 
   /** Ends the thread once it has had nothing to do for the lifecycle's idle time; the next sync starts one. */

@@ -1,4 +1,5 @@
-// A TEST DOUBLE of Consul's KV HTTP API: not Consul, and not checked against it. Written from Consul's
+// A TEST DOUBLE of Consul's KV HTTP API (and, in test/consul-catalog-double.ts, of its catalog): not
+// Consul, and not checked against it. Written from Consul's
 // API documentation (the /v1/kv endpoints, blocking queries, ACL tokens) so that the consul backend can
 // be tested without a Consul binary, it implements what the backend uses and what its tests need to
 // provoke: an index that moves for keys outside a watched prefix (Consul's recurse is a raw string
@@ -6,6 +7,7 @@
 // away and coming back on the same port. docs/consul.md lists what it leaves out (ACL policies,
 // sessions, CAS, datacenters, consistency modes, ...).
 import type { Server } from "bun";
+import { CatalogDouble } from "./consul-catalog-double.ts";
 
 export interface ConsulDoubleOptions {
   /** When set, every request must carry this ACL token (X-Consul-Token, Authorization: Bearer or ?token=); 403 otherwise. */
@@ -35,6 +37,8 @@ export interface ConsulDouble {
   readonly index: number;
   /** Every request received, in order. */
   readonly requests: readonly RecordedRequest[];
+  /** The service catalog, health checks and events (test/consul-catalog-double.ts), which share the KV table's index. */
+  readonly catalog: CatalogDouble;
   /** Writes a key (a leading "/" is dropped, as Consul keys have none); "" stores an empty value. */
   set(key: string, value: string): void;
   delete(key: string, options?: { recurse?: boolean }): void;
@@ -76,6 +80,11 @@ export function startConsulDouble(options: ConsulDoubleOptions = {}): ConsulDoub
 class Double implements ConsulDouble {
   index = 1;
   readonly requests: RecordedRequest[] = [];
+  readonly catalog = new CatalogDouble((change) => {
+    this.index++;
+    change(this.index);
+    this.wake();
+  });
   private readonly entries = new Map<string, Entry>();
   /** Deleted keys and the index of their deletion, which counts for the index of a listing, as in Consul. */
   private readonly tombstones = new Map<string, number>();
@@ -166,7 +175,24 @@ class Double implements ConsulDouble {
 
   /** The response, or undefined when the request was given up before one. */
   private async answer(req: Request, url: URL, record: RecordedRequest): Promise<Response | undefined> {
-    if (!url.pathname.startsWith("/v1/kv/") && url.pathname !== "/v1/kv") return text(404, "Invalid URL path: not a KV endpoint of this double");
+    const catalog = req.method === "GET" ? this.catalog.query(record.path, record.query) : undefined;
+    if (catalog) {
+      const denied = this.checkToken(req, record.query);
+      if (denied) return denied;
+      if (catalog.status !== 200) return text(catalog.status, String(catalog.body));
+      // Asked again at each poke: the answer as it is then.
+      const now = () => this.catalog.query(record.path, record.query)!;
+      return this.block(
+        record.query,
+        req.signal,
+        (waitOn) => now().passed(waitOn),
+        () => {
+          const q = now();
+          return json(q.status, q.body, q.index);
+        },
+      );
+    }
+    if (!url.pathname.startsWith("/v1/kv/") && url.pathname !== "/v1/kv") return text(404, "Invalid URL path: not an endpoint of this double");
     const denied = this.checkToken(req, record.query);
     if (denied) return denied;
     // Consul would honour these (or others: ?raw, ?keys, ?cas, ?dc, ?stale...); this double does not, and says so.
@@ -201,9 +227,22 @@ class Double implements ConsulDouble {
   }
 
   private get(key: string, recurse: boolean, query: Record<string, string>, signal: AbortSignal): Response | Promise<Response | undefined> {
-    const waitOn = Number(query.index ?? 0);
-    // index=0 (or none) never blocks; a blocking query answers as soon as its index passes waitOn.
-    if (!(waitOn > 0) || this.read(key, recurse).index > waitOn) return this.listing(key, recurse);
+    // A blocking query answers as soon as its index passes the one it waits on.
+    return this.block(
+      query,
+      signal,
+      (waitOn) => this.read(key, recurse).index > Number(waitOn),
+      () => this.listing(key, recurse),
+    );
+  }
+
+  /**
+   * A blocking query: answered at once without an index (or index=0), or once `passed` says the index it
+   * waits on is passed, or when its wait elapses; undefined when the client gives up first.
+   */
+  private block(query: Record<string, string>, signal: AbortSignal, passed: (waitOn: string) => boolean, respond: () => Response): Response | Promise<Response | undefined> {
+    const waitOn = query.index ?? "0";
+    if (!/^\d+$/.test(waitOn) || /^0+$/.test(waitOn) || passed(waitOn)) return respond();
     const wait = query.wait === undefined ? DEFAULT_WAIT_MS : parseWait(query.wait);
     if (wait === undefined) return text(400, "Invalid wait time");
     return new Promise((resolve) => {
@@ -215,12 +254,12 @@ class Double implements ConsulDouble {
       };
       const held: HeldQuery = {
         poke: (force) => {
-          if (force || this.read(key, recurse).index > waitOn) finish(this.listing(key, recurse));
+          if (force || passed(waitOn)) finish(respond());
         },
         abandon: () => finish(undefined),
       };
       const onAbort = () => held.abandon();
-      const timer = setTimeout(() => finish(this.listing(key, recurse)), Math.min(wait, MAX_WAIT_MS));
+      const timer = setTimeout(() => finish(respond()), Math.min(wait, MAX_WAIT_MS));
       signal.addEventListener("abort", onAbort, { once: true });
       this.held.add(held);
     });
@@ -281,7 +320,7 @@ class Double implements ConsulDouble {
   }
 }
 
-function json(status: number, body: unknown, index: number): Response {
+function json(status: number, body: unknown, index: number | string): Response {
   return new Response(body === undefined ? null : JSON.stringify(body), {
     status,
     headers: { "content-type": "application/json", "x-consul-index": String(index), "x-consul-knownleader": "true", "x-consul-lastcontact": "0" },

@@ -64,7 +64,9 @@ describe("function set", () => {
       "sortByLength", "sortKVByLength", "add", "sub", "mul", "div", "mod", "seq", "atoi",
     ];
     const builtins = ["eq", "ne", "lt", "le", "gt", "ge", "and", "or", "not", "default", "printf", "len"];
-    expect(Object.keys(f).sort()).toEqual([...confd, ...builtins].sort());
+    // Consul's catalog, as consul-template names it (test/catalog.test.ts).
+    const catalog = ["services", "service", "nodes", "checks", "events"];
+    expect(Object.keys(f).sort()).toEqual([...confd, ...builtins, ...catalog].sort());
     expect(f.index).toBeUndefined();
     expect(f.constructor).toBeUndefined();
     expect("toString" in f).toBe(false);

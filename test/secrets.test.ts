@@ -116,6 +116,14 @@ const failures: Failure[] = [
   { fn: "printf", src: `{{printf ${OBJECT}}}`, goSays: "wrong type for value; expected string; got map[string]interface {}" },
   { fn: "len", src: '{{len (atoi (getv "/port"))}}' },
 
+  // Consul's catalog: a query read from the store that names no dependency is told by its key.
+  { fn: "service", src: '{{service (getv "/pattern")}}', key: "/pattern", says: "invalid service query" },
+  { fn: "service", src: '{{service "web" (getv "/password")}}', key: "/password", says: "invalid service query" },
+  { fn: "services", src: '{{services (getv "/password")}}', key: "/password" },
+  { fn: "nodes", src: '{{nodes (getv "/password")}}', key: "/password" },
+  { fn: "checks", src: '{{checks (getv "/password")}}', key: "/password" },
+  { fn: "events", src: `{{events ${OBJECT}}}` },
+
   // Comparisons: Go's builtins in the Go engine, the library's in handlebars.
   { fn: "eq", src: '{{eq (getv "/password") 1}}' },
   { fn: "eq", src: `{{eq ${LIST} ${OBJECT}}}` },

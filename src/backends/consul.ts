@@ -3,7 +3,8 @@
 // scheme, TLS, basic auth, ACL token), the listing of a prefix (a blocking query when given an index)
 // and the rate limit Consul's blocking-query documentation asks of loops; the watch core
 // (../watch-core.ts) runs the loop, shared per prefix, and tells a change under the prefix from an
-// index that moved for other keys or went backwards.
+// index that moved for other keys or went backwards. The service catalog, which templates read too,
+// is consul-catalog.ts's, over the same nodes.
 import { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
 import http, { type IncomingMessage } from "node:http";
@@ -12,12 +13,14 @@ import net from "node:net";
 import { posix } from "node:path";
 import type { Duplex } from "node:stream";
 import Consul from "consul";
-import { ConfdError, errnoText } from "../errors.ts";
+import type { CatalogCapable } from "../catalog.ts";
+import { ConfdError, errnoText, type ErrorContext } from "../errors.ts";
 import type { Config } from "../options.ts";
 import { decodeBytes } from "../bytes.ts";
 import { keyFilter, normalizeKey, subtrees } from "../keys.ts";
 import type { StoreClient } from "../store.ts";
 import { listingWatch, SharedWatches, type Listing, type Pace } from "../watch-core.ts";
+import { ConsulCatalog } from "./consul-catalog.ts";
 
 const DEFAULT_NODE = "127.0.0.1:8500";
 /** A node that has not accepted the connection by then is taken as down, and the next one is tried. */
@@ -78,20 +81,44 @@ interface TlsSettings {
 }
 
 /**
- * kv.get as it behaves with `ctx.includeResponse` (so that the X-Consul-Index header can be read):
- * it resolves with the response and the pairs, the pairs absent on a 404. Its .d.ts describes neither
- * that nor the index, wait, timeout and ctx options.
+ * What every request is given: the context that cancels it, its timeout, and for a blocking query the
+ * index it waits to see passed and for how long.
  */
-interface KvApi {
-  get(options: {
-    key: string;
-    recurse: true;
-    buffer: true;
-    index?: number;
-    wait?: string;
-    timeout: number;
-    ctx: EventEmitter & { includeResponse: true };
-  }): Promise<[IncomingMessage, unknown?]>;
+export interface CallOptions {
+  ctx: EventEmitter & { includeResponse: true };
+  timeout: number;
+  index?: string;
+  wait?: string;
+}
+
+/**
+ * A method of the consul package as it behaves with `ctx.includeResponse` (so that the X-Consul-Index
+ * header can be read): it resolves with the response and the body, absent on a 404. Its .d.ts describes
+ * neither that nor the index, wait, timeout and ctx options.
+ */
+type Method<O> = (options: O & CallOptions) => Promise<[IncomingMessage, unknown?]>;
+
+/** The parts of the consul package this backend calls (for KV here, for the catalog in consul-catalog.ts). */
+export interface ConsulApi {
+  kv: { get: Method<{ key: string; recurse: true; buffer: true }> };
+  health: {
+    service: Method<{ service: string; tag?: string; passing?: boolean; dc?: string }>;
+    state: Method<{ state: string }>;
+  };
+  catalog: {
+    service: { list: Method<{ dc?: string }> };
+    node: { list: Method<{ dc?: string }> };
+  };
+  event: { list: Method<{ name?: string }> };
+}
+
+/** One request, made of the package's API and the options every request is given. */
+export type NodeCall = (api: ConsulApi, options: CallOptions) => Promise<[IncomingMessage, unknown?]>;
+
+/** An answer: its X-Consul-Index as sent (it may not fit a double: event indexes are 64-bit hashes), and its body. */
+export interface NodeAnswer {
+  index: string;
+  body: unknown;
 }
 
 /** One Consul agent or server, with its own keep-alive connections. */
@@ -99,32 +126,28 @@ class ConsulNode {
   /** host:port, for messages: never the credentials. */
   readonly label: string;
   private readonly agent: http.Agent;
-  private readonly kv: KvApi;
+  private readonly api: ConsulApi;
 
   constructor(url: URL, headers: Record<string, string>, token: string | undefined, tls: TlsSettings | undefined) {
     this.label = url.host;
     this.agent = url.protocol === "https:" ? new GuardedHttpsAgent({ keepAlive: true }) : new GuardedHttpAgent({ keepAlive: true });
     const options: ClientOptions = { baseUrl: `${url.protocol}//${url.host}/v1`, agent: this.agent, headers, ...tls };
     if (token) options.defaults = { token };
-    this.kv = new Consul(options).kv as unknown as KvApi;
+    this.api = new Consul(options) as unknown as ConsulApi;
   }
 
-  /**
-   * The pairs under `key` (a raw prefix: "app" lists "application" too) and the X-Consul-Index of the
-   * answer; with an index above 0, a blocking query that waits for it to be passed.
-   */
-  async list(key: string, index: number, signal: AbortSignal): Promise<{ index: number; pairs: KvPair[] }> {
+  /** The answer to `call` and its X-Consul-Index; given an index, a blocking query that waits for it to be passed. */
+  async get(call: NodeCall, index: string | undefined, signal: AbortSignal): Promise<NodeAnswer> {
     signal.throwIfAborted();
     // papi aborts the request when its context emits "cancel".
     const ctx = Object.assign(new EventEmitter(), { includeResponse: true as const });
     const cancel = () => ctx.emit("cancel");
     signal.addEventListener("abort", cancel, { once: true });
     try {
-      const blocking = index > 0 ? { index, wait: `${WAIT_MS / 1000}s`, timeout: BLOCKING_TIMEOUT_MS } : { timeout: REQUEST_TIMEOUT_MS };
-      const [res, body] = await this.kv.get({ key, recurse: true, buffer: true, ctx, ...blocking });
-      if (body !== undefined && !Array.isArray(body)) throw new Error("the answer is not a KV listing");
+      const blocking = index !== undefined ? { index, wait: `${WAIT_MS / 1000}s`, timeout: BLOCKING_TIMEOUT_MS } : { timeout: REQUEST_TIMEOUT_MS };
+      const [res, body] = await call(this.api, { ctx, ...blocking });
       const header = res.headers["x-consul-index"];
-      return { index: Number(Array.isArray(header) ? header[0] : header) || 0, pairs: (body ?? []) as KvPair[] };
+      return { index: (Array.isArray(header) ? header[0] : header) ?? "", body };
     } finally {
       signal.removeEventListener("abort", cancel);
     }
@@ -135,10 +158,11 @@ class ConsulNode {
   }
 }
 
-class ConsulClient implements StoreClient {
+class ConsulClient implements StoreClient, CatalogCapable {
   /** The node that answered last, tried first: failover sticks instead of retrying a dead node each time. */
   private preferred = 0;
   private closed = false;
+  readonly catalog = new ConsulCatalog((call, index, signal) => this.request(call, index, signal, {}), CONNECT_TIMEOUT_MS);
   private readonly watches = new SharedWatches({
     store: "consul",
     source: listingWatch({ list: (prefix, index, signal) => this.list(prefix, index, signal), pace: blockingPace }),
@@ -168,31 +192,44 @@ class ConsulClient implements StoreClient {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.watches.close();
+    await Promise.all([this.watches.close(), this.catalog.close()]);
     for (const node of this.nodes) node.close();
   }
 
-  /** Lists `key` (absolute), trying each node in turn from the preferred one while they cannot be reached. */
+  /**
+   * The pairs under `key` (absolute; Consul's recurse is a raw prefix: "app" lists "application" too) and
+   * the X-Consul-Index of the answer; with an index above 0, a blocking query that waits for it to be passed.
+   */
   private async list(key: string, index: number, signal: AbortSignal): Promise<Listing & { index: number }> {
     // confd strips the leading "/" for Consul, whose keys have none, and adds it back on results.
     const consulKey = key.replace(/^\/+/, "");
+    const kvGet: NodeCall = (api, options) => api.kv.get({ key: consulKey, recurse: true, buffer: true, ...options });
+    const { index: at, body } = await this.request(kvGet, index > 0 ? String(index) : undefined, signal, { key });
+    if (body !== undefined && !Array.isArray(body)) throw new ConfdError("the answer is not a KV listing", { key });
+    const pairs = (body ?? []) as KvPair[];
+    return { index: Number(at) || 0, values: new Map(pairs.map((pair) => [storeKey(pair.Key), pair.Value ? decodeBytes(pair.Value) : ""])) };
+  }
+
+  /** Makes a request, trying each node in turn from the preferred one while they cannot be reached. */
+  private async request(call: NodeCall, index: string | undefined, signal: AbortSignal, what: ErrorContext): Promise<NodeAnswer> {
+    if (this.closed) throw closedError();
     const failures: string[] = [];
     for (let i = 0; i < this.nodes.length; i++) {
       const n = (this.preferred + i) % this.nodes.length;
       const node = this.nodes[n]!;
       try {
-        const { index: at, pairs } = await node.list(consulKey, index, signal);
+        const answer = await node.get(call, index, signal);
         this.preferred = n;
-        return { index: at, values: new Map(pairs.map((pair) => [storeKey(pair.Key), pair.Value ? decodeBytes(pair.Value) : ""])) };
+        return answer;
       } catch (err) {
         if (signal.aborted) throw signal.reason;
         const status = statusOf(err);
         // A 4xx is Consul's answer, the same from every node; a 5xx (no leader, say) may be one node's.
-        if (status !== undefined && status < 500) throw refusal(status, err, key);
+        if (status !== undefined && status < 500) throw refusal(status, err, what);
         failures.push(`${node.label} (${reasonOf(err)})`);
       }
     }
-    throw new ConfdError(`the consul store cannot be reached: ${failures.join(", ")}`);
+    throw new ConfdError(`the consul store cannot be reached: ${failures.join(", ")}`, what);
   }
 }
 
@@ -292,12 +329,12 @@ function reasonOf(err: unknown): string {
   return message.replace(/^consul: [\w.]+: /, "");
 }
 
-function refusal(status: number, err: unknown, key: string): ConfdError {
+function refusal(status: number, err: unknown, what: ErrorContext): ConfdError {
   const reason = reasonOf(err);
   if (status === 403) {
-    return new ConfdError(`consul denied access (403 ${reason}): check the ACL token (-auth-token or CONSUL_HTTP_TOKEN)`, { key });
+    return new ConfdError(`consul denied access (403 ${reason}): check the ACL token (-auth-token or CONSUL_HTTP_TOKEN)`, what);
   }
-  return new ConfdError(`consul refused the request (${status} ${reason})`, { key });
+  return new ConfdError(`consul refused the request (${status} ${reason})`, what);
 }
 
 function closedError(): ConfdError {
