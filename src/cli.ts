@@ -60,6 +60,18 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
 
+  if (flags.checkConfig) {
+    const { checkConfig } = await import("./check.ts");
+    try {
+      const { text, code } = await checkConfig(flags, process.env);
+      print(1, text);
+      return code;
+    } catch (err) {
+      if (err instanceof UsageError) return usageFailure(err);
+      throw err;
+    }
+  }
+
   let config: Config;
   try {
     const loaded = loadConfig(flags, process.env);

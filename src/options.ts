@@ -42,6 +42,7 @@ export interface Config {
   filter: string;
   version: boolean;
   help: boolean;
+  checkConfig: boolean;
   templateEngine: string;
   /** Milliseconds; 0: workers stay. */
   workerIdle: number;
@@ -114,6 +115,14 @@ export const OPTIONS: readonly OptionSpec[] = [
     type: "duration",
     default: 0,
     description: "with -watch or an interval, end a resource's worker thread after this long without work (e.g. 10m); the next change starts it again. 0: workers stay",
+  },
+  {
+    flag: "check-config",
+    field: "checkConfig",
+    type: "boolean",
+    default: false,
+    description: "check confd.toml, every template resource and every template, print one line per problem, and exit: 0 when all is valid, 1 when not. Contacts no store, writes nothing, runs no command",
+    cliOnly: true,
   },
   { flag: "version", field: "version", type: "boolean", default: false, description: "print version and exit", cliOnly: true },
   { flag: "help", field: "help", type: "boolean", default: false, description: "print this help and exit (also -h)", cliOnly: true },
