@@ -35,6 +35,7 @@ if (import.meta.main && process.argv.length === 3) {
 lessJit();
 const { loadConfig } = await import("./config.ts");
 const { parseFlags, usage } = await import("./flags.ts");
+const { colorDiff, useColor } = await import("./color.ts");
 const { loadConfdir } = await import("./load.ts");
 const { processAll, runInterval } = await import("./processor.ts");
 
@@ -160,9 +161,10 @@ async function prepareJobs(config: Config): Promise<{ jobs: WorkerJob[]; loadFai
 }
 
 function newWorker(resource: ResourceSpec, template: CompiledTemplate, config: Config, lifecycle: WorkerLifecycle): ResourceWorker {
+  const color = useColor(config.color, process.env);
   return new ResourceWorker(
     { resource, template, noop: config.noop, syncOnly: config.syncOnly, keepStageFile: config.keepStageFile, logLevel: config.logLevel as LogLevel },
-    { log: emit, report },
+    { log: emit, report: (text) => report(color ? colorDiff(text) : text) },
     lifecycle,
   );
 }

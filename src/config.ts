@@ -5,7 +5,7 @@ import TOML from "@iarna/toml";
 import { ConfdError, UsageError } from "./errors.ts";
 import type { FlagValues } from "./flags.ts";
 import { parseLogLevel } from "./log.ts";
-import { defaults, envNames, invalidValue, OPTIONS, parseGoDuration, parseOptionText, tomlNames, type Config, type OptionSpec } from "./options.ts";
+import { choiceList, defaults, envNames, invalidValue, OPTIONS, parseGoDuration, parseOptionText, tomlNames, type Config, type OptionSpec } from "./options.ts";
 
 export interface LoadedConfig {
   config: Config;
@@ -122,6 +122,7 @@ function tomlValue(o: OptionSpec, value: unknown, file: string, key: string): un
   switch (o.type) {
     case "string":
       if (typeof value !== "string") throw fail("a string");
+      if (o.choices && !o.choices.includes(value)) throw new ConfdError(`key "${key}" ${choiceList(o.choices)}, got ${JSON.stringify(value)}`, { file, key });
       return value;
     case "boolean":
       if (typeof value !== "boolean") throw fail("true or false");
