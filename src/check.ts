@@ -2,6 +2,7 @@
 // confd.toml and the options, load.ts for conf.d and the templates), with every problem collected instead
 // of stopping at the first. Nothing else of a start happens: no store is contacted, no worker started, no
 // file written, no command run.
+import { join } from "node:path";
 import { ConfdError, withContext } from "./errors.ts";
 import type { FlagValues } from "./flags.ts";
 import { loadConfig } from "./config.ts";
@@ -21,6 +22,10 @@ export async function checkConfig(flags: FlagValues, env: Readonly<Record<string
   const confdir = await loadConfdir(config);
   problems.push(...confdir.errors);
   warnings.push(...confdir.warnings);
+  // A start with nothing to render only warns; a check of nothing (a mistyped -confdir) must not pass.
+  if (confdir.loaded.length === 0 && confdir.errors.length === 0) {
+    problems.push(new ConfdError(`nothing to check: no template resources in ${join(config.confdir, "conf.d")}`, { flag: "-confdir" }));
+  }
 
   const lines = [...problems.map((p) => withContext(p, {}).describe()), ...warnings.map((w) => `warning: ${w}`)];
   lines.push(

@@ -97,10 +97,19 @@ describe("-check-config", () => {
       'flag -log-level: unknown log level "loud" (debug, info, warning, error)',
       'flag -template-engine: unknown template engine "jinja" (go, handlebars)',
       "flag -srv-domain: SRV discovery (-srv-domain, -srv-record) is not supported by this build; list the nodes with -node",
+      `flag -confdir: nothing to check: no template resources in ${dir}/conf.d`,
       `warning: no template resources found in ${dir}/conf.d`,
-      "5 problems: configuration not valid",
+      "6 problems: configuration not valid",
       "",
     ]);
+    expect(result.code).toBe(1);
+  });
+
+  test("a confdir that does not exist is a problem, not a pass", async () => {
+    const missing = join(tmp.path, "no-such-dir");
+    const result = await runConfd(["-check-config", "-confdir", missing, "-config-file", join(tmp.path, "none.toml")], { env: baseEnv() });
+    expect(result.stdout).toContain(`flag -confdir: nothing to check: no template resources in ${missing}/conf.d\n`);
+    expect(result.stdout).toEndWith("1 problem: configuration not valid\n");
     expect(result.code).toBe(1);
   });
 
