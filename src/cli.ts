@@ -1,17 +1,16 @@
 #!/usr/bin/env bun
 // The confd command: parse flags, load the configuration and the template resources, own the store
 // client, start one worker per resource, run once or on an interval, and stop cleanly on a signal.
-import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { createStoreClient } from "./backends/index.ts";
 import { encodeText } from "./bytes.ts";
-import { ConfdError, describeError, errnoText, UsageError, withContext } from "./errors.ts";
+import { describeError, errnoText, UsageError, withContext } from "./errors.ts";
 import { writeFully } from "./fd.ts";
 import { lessJit } from "./jit.ts";
 import { configureLog, emit, log, redact, type LogFormat, type LogLevel } from "./log.ts";
 import { OPTIONS, type Config } from "./options.ts";
 import type { CompiledTemplate } from "./protocol.ts";
-import type { Engine, ResourceSpec } from "./resource.ts";
+import type { ResourceSpec } from "./resource.ts";
 import { cores, Slots } from "./slots.ts";
 import type { StoreClient } from "./store.ts";
 import { ResourceWorker, type WorkerLifecycle } from "./workers.ts";
@@ -36,11 +35,10 @@ if (import.meta.main && process.argv.length === 3) {
 lessJit();
 const { loadConfig } = await import("./config.ts");
 const { parseFlags, usage } = await import("./flags.ts");
-const { compileTemplate } = await import("./engines.ts");
 const { catalogOf } = await import("./catalog.ts");
-const { checkCatalogSource } = await import("./catalog-scan.ts");
+const { colorDiff, useColor } = await import("./color.ts");
+const { loadConfdir } = await import("./load.ts");
 const { processAll, runInterval } = await import("./processor.ts");
-const { loadResources } = await import("./resource.ts");
 
 /** How long a signal waits for syncs in flight before exiting anyway (commands have their own timeouts). */
 const SHUTDOWN_GRACE_MS = 90_000;
@@ -62,6 +60,18 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (flags.version) {
     print(1, versionText());
     return 0;
+  }
+
+  if (flags.checkConfig) {
+    const { checkConfig } = await import("./check.ts");
+    try {
+      const { text, code } = await checkConfig(flags, process.env);
+      print(1, text);
+      return code;
+    } catch (err) {
+      if (err instanceof UsageError) return usageFailure(err);
+      throw err;
+    }
   }
 
   let config: Config;
@@ -143,33 +153,19 @@ type WorkerJob = { resource: ResourceSpec; worker: ResourceWorker };
 
 async function prepareJobs(config: Config, catalogAvailable: boolean): Promise<{ jobs: WorkerJob[]; loadFailures: number }> {
   log.debug(`Loading template resources from confdir ${config.confdir}`);
-  const loaded = loadResources({ confdir: config.confdir, prefix: config.prefix, defaultEngine: config.templateEngine as Engine });
-  for (const warning of loaded.warnings) log.warning(warning);
-  const errors: ConfdError[] = [...loaded.errors];
-  const compiled = new Map<string, CompiledTemplate>();
-  const jobs: WorkerJob[] = [];
-  const templatesDir = join(config.confdir, "templates");
-  const lifecycle = workerLifecycle(config);
-  for (const resource of loaded.resources) {
-    try {
-      log.debug(`Resource ${resource.name}: ${resource.src} rendered with the ${resource.engine} engine`);
-      const cacheKey = `${resource.engine}:${resource.src}`;
-      const template = compiled.get(cacheKey) ?? (await compileTemplate(resource, templatesDir));
-      compiled.set(cacheKey, template);
-      checkCatalogSource(template.catalog, catalogAvailable);
-      jobs.push({ resource, worker: newWorker(resource, template, config, lifecycle) });
-    } catch (err) {
-      errors.push(withContext(err, { resource: resource.name }));
-    }
-  }
+  const { loaded, errors, warnings } = await loadConfdir(config, catalogAvailable, (message) => log.debug(message));
+  for (const warning of warnings) log.warning(warning);
   for (const e of errors) log.error(e.describe());
+  const lifecycle = workerLifecycle(config);
+  const jobs = loaded.map(({ resource, template }) => ({ resource, worker: newWorker(resource, template, config, lifecycle) }));
   return { jobs, loadFailures: errors.length };
 }
 
 function newWorker(resource: ResourceSpec, template: CompiledTemplate, config: Config, lifecycle: WorkerLifecycle): ResourceWorker {
+  const color = useColor(config.color, process.env);
   return new ResourceWorker(
     { resource, template, noop: config.noop, syncOnly: config.syncOnly, keepStageFile: config.keepStageFile, logLevel: config.logLevel as LogLevel },
-    { log: emit, report },
+    { log: emit, report: (text) => report(color ? colorDiff(text) : text) },
     lifecycle,
   );
 }

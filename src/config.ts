@@ -5,7 +5,7 @@ import TOML from "@iarna/toml";
 import { ConfdError, UsageError } from "./errors.ts";
 import type { FlagValues } from "./flags.ts";
 import { parseLogLevel } from "./log.ts";
-import { defaults, envNames, invalidValue, OPTIONS, parseGoDuration, parseOptionText, tomlNames, type Config, type OptionSpec } from "./options.ts";
+import { choiceList, defaults, envNames, invalidValue, OPTIONS, parseGoDuration, parseOptionText, tomlNames, type Config, type OptionSpec } from "./options.ts";
 
 export interface LoadedConfig {
   config: Config;
@@ -14,7 +14,16 @@ export interface LoadedConfig {
   notes: string[];
 }
 
-export function loadConfig(flags: FlagValues, env: Readonly<Record<string, string | undefined>>): LoadedConfig {
+/**
+ * Without `problems`, the first problem is thrown. With it (-check-config), each problem in confd.toml or
+ * in the options is added to it and the option is left at what it would be without that setting, so that
+ * every problem is found in one pass; a usage error (a CONFD_* variable) is still thrown.
+ */
+export function loadConfig(flags: FlagValues, env: Readonly<Record<string, string | undefined>>, problems?: ConfdError[]): LoadedConfig {
+  const fail = (err: unknown, table: string | null = null) => {
+    if (!problems || !(err instanceof ConfdError) || err instanceof UsageError) throw withKeyLine(err, table);
+    problems.push(withKeyLine(err, table) as ConfdError);
+  };
   const warnings: string[] = [];
   const notes: string[] = [];
   const config = defaults();
@@ -25,9 +34,9 @@ export function loadConfig(flags: FlagValues, env: Readonly<Record<string, strin
   let fromFile: Partial<Config> = {};
   if (existsSync(configFile)) {
     try {
-      fromFile = readConfigFile(configFile, warnings);
+      fromFile = readConfigFile(configFile, warnings, fail);
     } catch (err) {
-      throw withKeyLine(err, null);
+      fail(err);
     }
     Object.assign(config, fromFile);
     notes.push(`Loaded config file ${configFile}`);
@@ -39,9 +48,9 @@ export function loadConfig(flags: FlagValues, env: Readonly<Record<string, strin
   const fromFlags = stripUndefined(flags);
   Object.assign(config, fromEnv, fromFlags);
   config.configFile = configFile;
-  validate(config);
+  validate(config, fail);
   const given = new Set([...Object.keys(fromFile), ...Object.keys(fromEnv), ...Object.keys(fromFlags)]);
-  warnings.push(...checkApplicable(config, given));
+  warnings.push(...checkApplicable(config, given, fail));
   return { config, warnings, notes };
 }
 
@@ -49,11 +58,11 @@ export function loadConfig(flags: FlagValues, env: Readonly<Record<string, strin
  * No option is taken and then ignored in silence: one this build cannot honour stops confd here, and one
  * that the chosen backend does not read is named in a warning (confd ignores both without a word).
  */
-function checkApplicable(config: Config, given: ReadonlySet<string>): string[] {
+function checkApplicable(config: Config, given: ReadonlySet<string>, fail: (err: ConfdError) => void): string[] {
   const warnings: string[] = [];
   for (const o of OPTIONS) {
     if (!given.has(o.field)) continue;
-    if (o.unsupported) throw new ConfdError(o.unsupported, { flag: `-${o.flag}` });
+    if (o.unsupported) fail(new ConfdError(o.unsupported, { flag: `-${o.flag}` }));
     if (o.backends && !o.backends.includes(config.backend)) {
       warnings.push(`-${o.flag} is read by the ${o.backends.join(", ")} backend${o.backends.length > 1 ? "s" : ""} only; ignored with -backend ${config.backend}`);
     }
@@ -86,7 +95,8 @@ function readEnv(env: Readonly<Record<string, string | undefined>>): Partial<Con
 const byTomlName = new Map<string, OptionSpec>();
 for (const o of OPTIONS) if (!o.cliOnly) for (const name of tomlNames(o)) byTomlName.set(name, o);
 
-export function readConfigFile(file: string, warnings: string[]): Partial<Config> {
+/** A key whose value is wrong is thrown, or given to `fail` and skipped when there is one. */
+export function readConfigFile(file: string, warnings: string[], fail?: (err: unknown) => void): Partial<Config> {
   const doc = parseToml(file);
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(doc)) {
@@ -95,7 +105,12 @@ export function readConfigFile(file: string, warnings: string[]): Partial<Config
       warnings.push(`${file}: unknown key "${key}" ignored`);
       continue;
     }
-    out[o.field] = tomlValue(o, value, file, key);
+    try {
+      out[o.field] = tomlValue(o, value, file, key);
+    } catch (err) {
+      if (!fail) throw err;
+      fail(err);
+    }
   }
   return out as Partial<Config>;
 }
@@ -107,6 +122,7 @@ function tomlValue(o: OptionSpec, value: unknown, file: string, key: string): un
   switch (o.type) {
     case "string":
       if (typeof value !== "string") throw fail("a string");
+      if (o.choices && !o.choices.includes(value)) throw new ConfdError(`key "${key}" ${choiceList(o.choices)}, got ${JSON.stringify(value)}`, { file, key });
       return value;
     case "boolean":
       if (typeof value !== "boolean") throw fail("true or false");
@@ -181,18 +197,25 @@ function keyLine(file: string, table: string | null, key: string): number | unde
   return undefined;
 }
 
-function validate(config: Config): void {
+function validate(config: Config, fail: (err: ConfdError) => void): void {
   const level = parseLogLevel(config.logLevel);
-  if (!level) throw new ConfdError(`unknown log level "${config.logLevel}" (debug, info, warning, error)`, { flag: "-log-level" });
-  config.logLevel = level;
+  // After a problem (only -check-config gets past fail), the option is left at its default.
+  const initial = defaults();
+  if (level) config.logLevel = level;
+  else {
+    fail(new ConfdError(`unknown log level "${config.logLevel}" (debug, info, warning, error)`, { flag: "-log-level" }));
+    config.logLevel = initial.logLevel;
+  }
   if (config.logFormat !== "text" && config.logFormat !== "json") {
-    throw new ConfdError(`unknown log format "${config.logFormat}" (text, json)`, { flag: "-log-format" });
+    fail(new ConfdError(`unknown log format "${config.logFormat}" (text, json)`, { flag: "-log-format" }));
+    config.logFormat = initial.logFormat;
   }
   if (config.templateEngine !== "go" && config.templateEngine !== "handlebars") {
-    throw new ConfdError(`unknown template engine "${config.templateEngine}" (go, handlebars)`, { flag: "-template-engine" });
+    fail(new ConfdError(`unknown template engine "${config.templateEngine}" (go, handlebars)`, { flag: "-template-engine" }));
+    config.templateEngine = initial.templateEngine;
   }
   // Only where it is used: confd.toml's interval = 0 next to -onetime stops neither confd nor this.
   if (!config.onetime && !config.watch && !(config.interval > 0)) {
-    throw new ConfdError(`interval must be a positive number of seconds, got ${config.interval}`, { flag: "-interval" });
+    fail(new ConfdError(`interval must be a positive number of seconds, got ${config.interval}`, { flag: "-interval" }));
   }
 }

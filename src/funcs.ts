@@ -80,7 +80,11 @@ class KeyFailure extends Error {
   }
 }
 
+/** What get and getv do with a key the store does not hold: "error" fails the render (confd's way), "empty" gives "". */
+export type MissingKey = "error" | "empty";
+
 export interface FuncOptions {
+  missingKey?: MissingKey;
   env?: Readonly<Record<string, string | undefined>>;
   now?: () => Date;
   dns?: DnsAnswers;
@@ -91,6 +95,7 @@ export interface FuncOptions {
 /** What the bodies run against: the store and surroundings of the render under way. */
 interface Context {
   store: Store;
+  missingKey: MissingKey;
   env: Readonly<Record<string, string | undefined>>;
   now: () => Date;
   dns: DnsAnswers;
@@ -137,16 +142,14 @@ function fn<const P extends readonly Param[]>(params: P, body: (cx: Context, ...
 // the template compilers check calls against without loading this module.
 const LIBRARY = {
   get: fn(["string"], (cx, key) => {
-    const value = cx.store.get(key);
-    if (value === undefined) throw missingKey(key);
-    return { Key: key, Value: value } satisfies KVPair;
+    return { Key: key, Value: cx.store.get(key) ?? absent(cx, key) } satisfies KVPair;
   }),
   gets: fn(["string"], (cx, pattern) => matching(cx.store, pattern)),
   getv: fn(["string", "...string"], (cx, key, ...fallback) => {
     const value = cx.store.get(key);
     if (value !== undefined) return value;
     if (fallback.length > 0) return fallback[0];
-    throw missingKey(key);
+    return absent(cx, key);
   }),
   getvs: fn(["string"], (cx, pattern) =>
     matching(cx.store, pattern)
@@ -311,6 +314,7 @@ export function createFuncTable(options: Omit<FuncOptions, "dns" | "catalog"> = 
 function context(store: Store, options: FuncOptions): Context {
   return {
     store,
+    missingKey: options.missingKey ?? "error",
     env: options.env ?? environment(),
     now: options.now ?? (() => new Date()),
     dns: options.dns ?? new DnsCache(),
@@ -417,9 +421,13 @@ const SEQ_LIMIT = 1_000_000;
 
 // --- store and DNS -------------------------------------------------------------
 
-/** get's and getv's error, as Go words it: "key does not exist: /app/missing". */
-function missingKey(key: string): KeyFailure {
-  return new KeyFailure(key, (shown) => `key does not exist: ${shown}`);
+/**
+ * get's and getv's answer for a key the store does not hold: the resource's missing_key rule, kept here
+ * so that both engines follow it. "error" fails as Go words it: "key does not exist: /app/missing".
+ */
+function absent(cx: Context, key: string): string {
+  if (cx.missingKey === "empty") return "";
+  throw new KeyFailure(key, (shown) => `key does not exist: ${shown}`);
 }
 
 function matching(store: Store, pattern: string): KVPair[] {

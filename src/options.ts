@@ -42,7 +42,9 @@ export interface Config {
   filter: string;
   version: boolean;
   help: boolean;
+  checkConfig: boolean;
   templateEngine: string;
+  color: string;
   /** Milliseconds; 0: workers stay. */
   workerIdle: number;
 }
@@ -63,6 +65,8 @@ export interface OptionSpec {
   cliOnly?: boolean;
   /** The backends that read it; set for any other, it is ignored with a warning. Unset: every backend. */
   backends?: readonly string[];
+  /** The only values a string option takes; any other is refused where it is given (exit 2 for a flag). */
+  choices?: readonly string[];
   /** Why this build cannot honour it: set, it stops confd at start rather than being ignored. */
   unsupported?: string;
 }
@@ -108,12 +112,21 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: "file", field: "files", type: "list", default: [], description: "the YAML or JSON file or directory to read (file backend, repeatable)", backends: ["file"] },
   { flag: "filter", field: "filter", type: "string", default: "*", description: "file name glob for --file directories (file backend)", backends: ["file"] },
   { flag: "template-engine", field: "templateEngine", type: "string", default: "go", description: "engine for templates whose resource sets no engine and whose name ends neither in .tmpl (go) nor .hbs/.handlebars (handlebars): go or handlebars" },
+  { flag: "color", field: "color", type: "string", default: "auto", choices: ["auto", "always", "never"], description: "colour -noop's diff: auto (when stdout is a terminal and NO_COLOR is unset), always or never" },
   {
     flag: "worker-idle",
     field: "workerIdle",
     type: "duration",
     default: 0,
     description: "with -watch or an interval, end a resource's worker thread after this long without work (e.g. 10m); the next change starts it again. 0: workers stay",
+  },
+  {
+    flag: "check-config",
+    field: "checkConfig",
+    type: "boolean",
+    default: false,
+    description: "check confd.toml, every template resource and every template, print one line per problem, and exit: 0 when all is valid, 1 when not. Contacts no store, writes nothing, runs no command",
+    cliOnly: true,
   },
   { flag: "version", field: "version", type: "boolean", default: false, description: "print version and exit", cliOnly: true },
   { flag: "help", field: "help", type: "boolean", default: false, description: "print this help and exit (also -h)", cliOnly: true },
@@ -145,7 +158,7 @@ export function tomlNames(o: OptionSpec): string[] {
 export function parseOptionText(o: OptionSpec, text: string): string | boolean | number | string[] | undefined {
   switch (o.type) {
     case "string":
-      return text;
+      return o.choices && !o.choices.includes(text) ? undefined : text;
     case "list":
       return [text];
     case "boolean":
@@ -160,9 +173,15 @@ export function parseOptionText(o: OptionSpec, text: string): string | boolean |
 /** Go's flag package's wording for a value it cannot read: `invalid boolean value "maybe" for -noop: parse error`. */
 export function invalidValue(o: OptionSpec, text: string, where: string): string {
   if (o.type === "boolean") return `invalid boolean value ${JSON.stringify(text)} for ${where}: parse error`;
+  if (o.choices) return `invalid value ${JSON.stringify(text)} for flag ${where}: ${choiceList(o.choices)}`;
   // Written as an integer, too big for one: Go says "value out of range" (here past 2^53, where Go's is 2^63).
   const why = o.type === "number" && goIntDigits(text) !== undefined ? "value out of range" : "parse error";
   return `invalid value ${JSON.stringify(text)} for flag ${where}: ${why}`;
+}
+
+/** "must be auto, always or never". */
+export function choiceList(choices: readonly string[]): string {
+  return `must be ${choices.slice(0, -1).join(", ")} or ${choices[choices.length - 1]}`;
 }
 
 const DURATION_UNITS_MS: Readonly<Record<string, number>> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, "μs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };

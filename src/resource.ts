@@ -7,6 +7,7 @@ import { parseToml, withKeyLine } from "./config.ts";
 import { ConfdError, withContext } from "./errors.ts";
 import { K, type GoTemplateTree } from "./gotemplate-node.ts";
 import { GoTemplateParseError, parseGoTemplate } from "./gotemplate-parse.ts";
+import type { MissingKey } from "./funcs.ts";
 import { parseFormat, parseMaxChange, type RenderFormat } from "./guards.ts";
 
 export interface ResourceSpec {
@@ -40,6 +41,8 @@ export interface ResourceSpec {
   /** Keep the replaced destination as <dest>.confd-prev, and put it back when reload_cmd or health_cmd fails (sync.ts). */
   backup?: boolean;
   health?: HealthCheck;
+  /** What get and getv do with a key the store does not hold: fail the render (confd's way, the default) or give "". */
+  missingKey?: MissingKey;
 }
 
 /** health_cmd: run after reload_cmd (or after the file is replaced, without one), and `retries` more times while it fails. */
@@ -66,7 +69,7 @@ const MAX_HEALTH_RETRIES = 100;
 const KNOWN_KEYS = new Set([
   "src", "dest", "keys", "prefix", "mode", "uid", "gid", "owner", "group",
   "check_cmd", "reload_cmd", "check_timeout", "reload_timeout", "engine",
-  "allow_empty", "max_change", "format", "backup", "health_cmd", "health_timeout", "health_retries",
+  "allow_empty", "max_change", "format", "backup", "health_cmd", "health_timeout", "health_retries", "missing_key",
 ]);
 
 export interface LoadedResources {
@@ -196,7 +199,14 @@ function readResource(file: string, name: string, options: LoadOptions, warnings
     format: parseFormat(table.format, file),
     backup: bool("backup"),
     health: healthCmd ? { cmd: healthCmd, timeoutMs: healthTimeoutMs, retries } : undefined,
+    missingKey: parseMissingKey(str("missing_key"), file),
   };
+}
+
+function parseMissingKey(text: string, file: string): MissingKey {
+  if (text === "" || text === "error") return "error";
+  if (text === "empty") return "empty";
+  throw new ConfdError(`key "missing_key" must be "error" or "empty", got ${JSON.stringify(text)}`, { file, key: "missing_key" });
 }
 
 /** How many times a failing health_cmd is run again. */

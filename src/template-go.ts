@@ -2,9 +2,9 @@
 import { ConfdError } from "./errors.ts";
 import { executeGoTemplate, GoTemplateExecError } from "./gotemplate-exec.ts";
 import type { GoTemplate } from "./protocol.ts";
-import { renderWith, type Render } from "./template.ts";
+import { renderWith, type Render, type RenderOptions } from "./template.ts";
 
-export function instantiateGo(compiled: GoTemplate): Render {
+export function instantiateGo(compiled: GoTemplate, options: RenderOptions = {}): Render {
   return renderWith((funcs) => {
     try {
       return executeGoTemplate(compiled.tree, null, funcs);
@@ -13,5 +13,5 @@ export function instantiateGo(compiled: GoTemplate): Render {
       if (err instanceof GoTemplateExecError) throw new ConfdError(err.message, { file: compiled.file, key: err.key });
       throw new ConfdError(`template error: ${(err as Error).message}`, { file: compiled.file });
     }
-  });
+  }, options);
 }

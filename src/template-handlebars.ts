@@ -4,9 +4,9 @@ import Handlebars from "handlebars/runtime";
 import { ConfdError } from "./errors.ts";
 import { FuncError, funcNames, type TemplateFunc } from "./funcs.ts";
 import { LOCATION_HASH_KEY, type HandlebarsTemplate } from "./protocol.ts";
-import { renderWith, type Render } from "./template.ts";
+import { renderWith, type Render, type RenderOptions } from "./template.ts";
 
-export function instantiateHandlebars(compiled: HandlebarsTemplate): Render {
+export function instantiateHandlebars(compiled: HandlebarsTemplate, options: RenderOptions = {}): Render {
   const env = Handlebars.create();
   // Its log helper writes arguments (store values) to the console, past our log and its rules.
   env.unregisterHelper("log");
@@ -34,7 +34,7 @@ export function instantiateHandlebars(compiled: HandlebarsTemplate): Render {
       // (handlebars.ts refuses computed ones).
       throw new ConfdError(`template error: ${(err as Error).message}`, { file: compiled.file });
     }
-  });
+  }, options);
 }
 
 /**

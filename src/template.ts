@@ -5,10 +5,13 @@
 import { CatalogReads } from "./catalog-values.ts";
 import { DnsCache } from "./dns.ts";
 import { ConfdError } from "./errors.ts";
-import { createFuncTable, type Store, type TemplateFunc } from "./funcs.ts";
+import { createFuncTable, type FuncOptions, type Store, type TemplateFunc } from "./funcs.ts";
 
 /** Renders over a sync's values and catalog answers (none: every catalog function gives []). */
 export type Render = (store: Store, catalog?: CatalogReads) => Promise<string>;
+
+/** What a resource sets about its library: missing_key (funcs.ts applies it, the same for every engine). */
+export type RenderOptions = Pick<FuncOptions, "missingKey">;
 
 /** One engine's compiled template, run once over a function library. */
 export type Runner = (funcs: Record<string, TemplateFunc>) => string;
@@ -23,8 +26,8 @@ const MAX_DNS_ROUNDS = 3;
  */
 const MAX_CATALOG_ROUNDS = 8;
 
-export function renderWith(run: Runner): Render {
-  const library = createFuncTable();
+export function renderWith(run: Runner, options: RenderOptions = {}): Render {
+  const library = createFuncTable(options);
   return async (store, catalog = new CatalogReads()) => {
     const dns = new DnsCache();
     let dnsRounds = 0;

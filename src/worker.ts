@@ -9,14 +9,14 @@ import { lessJit } from "./jit.ts";
 import { enabled } from "./log.ts";
 import type { CatalogAnswers, CompiledTemplate, FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
 import { syncFile } from "./sync.ts";
-import type { Render } from "./template.ts";
+import type { Render, RenderOptions } from "./template.ts";
 
 declare const self: Worker;
 
 const post = (message: FromWorker) => self.postMessage(message);
 
 /** Runs this thread for a resource whose template is in `engine`, made ready to render by `instantiate`. */
-export function serveResource<T extends CompiledTemplate>(engine: T["engine"], instantiate: (template: T) => Render): void {
+export function serveResource<T extends CompiledTemplate>(engine: T["engine"], instantiate: (template: T, options: RenderOptions) => Render): void {
   // Every worker JIT-compiles the same code again in its own VM (jit.ts).
   lessJit();
   let init: WorkerInit | undefined;
@@ -38,7 +38,7 @@ export function serveResource<T extends CompiledTemplate>(engine: T["engine"], i
       init = message.init;
       // The main thread picks the entry by this same field; a mismatch is a bug, and crashes the worker.
       if (init.template.engine !== engine) throw new Error(`a ${init.template.engine} template was sent to the ${engine} worker`);
-      render = instantiate(init.template as T);
+      render = instantiate(init.template as T, { missingKey: init.resource.missingKey });
       post({ type: "ready" });
       return;
     }
