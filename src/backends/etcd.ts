@@ -3,7 +3,8 @@
 // revision; a change feed per watched prefix (an etcd watch), shared through the watch core
 // (../watch-core.ts). All calls and watch streams go over one gRPC connection, which etcd3
 // multiplexes (etcd3 makes the -basic-auth token exchange on a channel of its own); with several
-// nodes the client talks to one at a time and moves on when it fails.
+// nodes the client talks to one at a time and moves on when it fails; when the last one fails, the nodes
+// are looked up again (SRV records, ../srv.ts) and a changed list is used from its first node.
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { checkServerIdentity, rootCertificates, type PeerCertificate } from "node:tls";
@@ -14,6 +15,7 @@ import { ConfdError, errnoText } from "../errors.ts";
 import { log } from "../log.ts";
 import type { Config } from "../options.ts";
 import { keyFilter, subtrees } from "../keys.ts";
+import { fixedNodes, type NodeOptions, type NodeSource } from "../srv.ts";
 import type { StoreClient } from "../store.ts";
 import { SharedWatches, type Feed, type FeedEvents } from "../watch-core.ts";
 
@@ -27,12 +29,16 @@ const DEFAULT_NODE = "127.0.0.1:2379";
 type Policy = NonNullable<NonNullable<IOptions["faultHandling"]>["global"]>;
 type Backoff = NonNullable<NonNullable<IOptions["faultHandling"]>["watchBackoff"]>;
 
-export async function connect(config: Config): Promise<StoreClient> {
+export async function connect(config: Config, { nodes = fixedNodes(config.nodes) }: NodeOptions = {}): Promise<StoreClient> {
   const tls = readTls(config);
-  const endpoints = nodeList(config).map((node) => endpointOf(node, tls !== undefined));
-  if (new Set(endpoints.map((e) => e.startsWith("https:"))).size > 1) {
-    throw new ConfdError(`etcd nodes mix http and https: ${endpoints.join(", ")}`, { flag: "-node" });
-  }
+  const endpointsOf = (list: readonly string[]): string[] => {
+    const endpoints = nodeList(list).map((node) => endpointOf(node, tls !== undefined));
+    if (new Set(endpoints.map((e) => e.startsWith("https:"))).size > 1) {
+      throw new ConfdError(`etcd nodes mix http and https: ${endpoints.join(", ")}`, { flag: "-node" });
+    }
+    return endpoints;
+  };
+  const endpoints = endpointsOf(nodes.current());
   if (config.basicAuth && !config.username) throw new ConfdError("-basic-auth needs a -username for etcd", { flag: "-username" });
   const options: Omit<IOptions, "hosts"> = {
     // Only etcd3's -basic-auth token exchange uses these: tlsChannels() builds the connection's channels.
@@ -42,7 +48,7 @@ export async function connect(config: Config): Promise<StoreClient> {
     faultHandling: { host: () => tryOnce, global: tryOnce, watchBackoff: backoff(100) },
   };
   const secure = endpoints[0]!.startsWith("https:");
-  return new EtcdClient(endpoints, options, secure ? { ...tls, insecure: config.clientInsecure } : undefined);
+  return new EtcdClient({ source: nodes, endpointsOf }, endpoints, options, secure ? { ...tls, insecure: config.clientInsecure } : undefined);
 }
 
 const GRPC_OPTIONS: ChannelOptions = {
@@ -73,9 +79,9 @@ function backoff(ms: number): Backoff {
   return { duration: ms, next: () => backoff(Math.min(ms * 2, 2_000)) };
 }
 
-/** -node values, else $ETCDCTL_PEERS or $ETCDCTL_ENDPOINTS (comma-separated) as confd reads them. */
-function nodeList(config: Config): string[] {
-  if (config.nodes.length > 0) return config.nodes;
+/** The nodes given (-node, SRV records), else $ETCDCTL_PEERS or $ETCDCTL_ENDPOINTS (comma-separated) as confd reads them. */
+function nodeList(nodes: readonly string[]): readonly string[] {
+  if (nodes.length > 0) return nodes;
   const fromEnv = (process.env.ETCDCTL_PEERS || process.env.ETCDCTL_ENDPOINTS || "").split(",").map((s) => s.trim()).filter(Boolean);
   return fromEnv.length > 0 ? fromEnv : [DEFAULT_NODE];
 }
@@ -166,11 +172,21 @@ function span(key: string): { start: Buffer; end: Buffer } {
   return { start: encodeText(key), end: encodeText(key + "0") };
 }
 
+/** Where the endpoints come from: the source's nodes, checked and spelt as endpoints. */
+interface EtcdNodes {
+  source: NodeSource;
+  endpointsOf(nodes: readonly string[]): string[];
+}
+
 class EtcdClient implements StoreClient {
   /** The client for the node in use; replaced, with its connection, when that node fails. */
   etcd: Etcd3;
   private node = 0;
   private closed = false;
+  /** The source's list the endpoints were made from. */
+  private listed: readonly string[];
+  /** A lookup of the nodes in progress, after the last one failed. */
+  private refreshing: Promise<void> | undefined;
   /** The feeds open on the node in use, which follow the client to the next one. */
   readonly feeds = new Set<EtcdFeed>();
   private readonly watches = new SharedWatches({
@@ -183,10 +199,12 @@ class EtcdClient implements StoreClient {
   });
 
   constructor(
-    private readonly endpoints: readonly string[],
+    private readonly nodes: EtcdNodes,
+    private endpoints: readonly string[],
     private readonly options: Omit<IOptions, "hosts">,
     private readonly tls: Tls | undefined,
   ) {
+    this.listed = nodes.source.current();
     this.etcd = this.open();
   }
 
@@ -209,6 +227,8 @@ class EtcdClient implements StoreClient {
     } catch (err) {
       if (!isUnreachable(err)) throw new ConfdError(`etcd at ${endpoint}: ${describe(err)}`);
       this.failover(etcd);
+      // The caller's next attempt goes to the nodes found by a lookup this failure started.
+      await this.refreshing;
       throw unreachable(endpoint, describe(err));
     }
   }
@@ -249,14 +269,44 @@ class EtcdClient implements StoreClient {
     return this.watches.wait(prefix, waitIndex, signal);
   }
 
-  /** After `failed` could not be reached: the next node, if there is one; feeds follow. */
+  /**
+   * After `failed` could not be reached: the next node, if there is one; feeds follow. The last node
+   * failing (the others failed before it) has the nodes looked up again.
+   */
   failover(failed: Etcd3): void {
-    if (this.closed || failed !== this.etcd || this.endpoints.length < 2) return;
-    this.node = (this.node + 1) % this.endpoints.length;
+    if (this.closed || failed !== this.etcd) return;
+    if (this.node === this.endpoints.length - 1) this.lookUpAgain();
+    if (this.endpoints.length > 1) this.switchTo((this.node + 1) % this.endpoints.length, this.endpoints);
+  }
+
+  /** Moves the client, and the feeds, to endpoints[node]. */
+  private switchTo(node: number, endpoints: readonly string[]): void {
+    const failed = this.etcd;
+    this.endpoints = endpoints;
+    this.node = node;
     this.etcd = this.open();
     log.debug(`etcd: switching to ${this.endpoint}`);
     for (const feed of this.feeds) feed.move();
     failed.close();
+  }
+
+  /** Asks the source for the nodes again; a changed list is used from its first node. */
+  private lookUpAgain(): void {
+    this.refreshing ??= this.nodes.source.refresh().then((changed) => {
+      this.refreshing = undefined;
+      const listed = this.nodes.source.current();
+      if (!changed || this.closed || listed === this.listed) return;
+      let endpoints: string[];
+      try {
+        endpoints = this.nodes.endpointsOf(listed);
+      } catch (err) {
+        // Not thrown from here (nobody would catch it): the nodes in use stay.
+        log.warning(`etcd: keeping ${this.endpoints.join(", ")}: ${describe(err)}`);
+        return;
+      }
+      this.listed = listed;
+      this.switchTo(0, endpoints);
+    });
   }
 
   async close(): Promise<void> {
