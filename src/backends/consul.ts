@@ -143,6 +143,12 @@ class ConsulClient implements StoreClient {
   /** The source's list the nodes were made from, and the nodes. */
   private listed: readonly string[];
   private nodes: readonly ConsulNode[];
+  /**
+   * Listing indexes are Consul's plus this. Nodes from a new lookup may be another datacenter, whose
+   * indexes say nothing of the last one's: their indexes are counted on from the highest handed out.
+   */
+  private base = 0;
+  private highest = 0;
   private readonly watches = new SharedWatches({
     store: "consul",
     source: listingWatch({ list: (prefix, index, signal) => this.list(prefix, index, signal), pace: blockingPace }),
@@ -188,14 +194,19 @@ class ConsulClient implements StoreClient {
     const consulKey = key.replace(/^\/+/, "");
     const failures: string[] = [];
     // The nodes may be replaced meanwhile (by another listing's refresh): this one goes round these.
-    const nodes = this.nodes;
+    const { nodes, base } = this;
+    // An index from before these nodes is none of theirs: a plain listing, not a blocking query.
+    const consulIndex = Math.max(0, index - base);
     for (let i = 0; i < nodes.length; i++) {
       const n = (this.preferred + i) % nodes.length;
       const node = nodes[n]!;
       try {
-        const { index: at, pairs } = await node.list(consulKey, index, signal);
+        const { index: at, pairs } = await node.list(consulKey, consulIndex, signal);
         if (nodes === this.nodes) this.preferred = n;
-        return { index: at, values: new Map(pairs.map((pair) => [storeKey(pair.Key), pair.Value ? decodeBytes(pair.Value) : ""])) };
+        // 0 stays 0: the watch core starts over on it, as Consul's documentation asks.
+        const ours = at > 0 ? at + base : 0;
+        this.highest = Math.max(this.highest, ours);
+        return { index: ours, values: new Map(pairs.map((pair) => [storeKey(pair.Key), pair.Value ? decodeBytes(pair.Value) : ""])) };
       } catch (err) {
         if (signal.aborted) throw signal.reason;
         const status = statusOf(err);
@@ -220,6 +231,7 @@ class ConsulClient implements StoreClient {
     this.listed = listed;
     this.nodes = nodes;
     this.preferred = 0;
+    this.base = this.highest;
   }
 }
 

@@ -187,13 +187,19 @@ class EtcdClient implements StoreClient {
   private listed: readonly string[];
   /** A lookup of the nodes in progress, after the last one failed. */
   private refreshing: Promise<void> | undefined;
+  /**
+   * Watch indexes are revisions plus this. Nodes from a new lookup may be another cluster, whose
+   * revisions say nothing of the last one's: their indexes are counted on from the highest handed out.
+   */
+  private base = 0;
+  private highest = 0;
   /** The feeds open on the node in use, which follow the client to the next one. */
   readonly feeds = new Set<EtcdFeed>();
   private readonly watches = new SharedWatches({
     store: "etcd",
     source: {
       open: (prefix, from, events) => new EtcdFeed(this, prefix, from, events),
-      currentIndex: () => this.revision(),
+      currentIndex: async () => this.index(await this.revision()),
     },
     deadlineMs: DEADLINE_MS,
   });
@@ -260,6 +266,18 @@ class EtcdClient implements StoreClient {
     return values;
   }
 
+  /** The watch index, for callers, of a revision of the nodes in use. */
+  index(revision: number): number {
+    const index = revision + this.base;
+    this.highest = Math.max(this.highest, index);
+    return index;
+  }
+
+  /** The revision of the nodes in use a caller's index stands for (0 for one from before them). */
+  revisionOf(index: number): number {
+    return Math.max(0, index - this.base);
+  }
+
   /** The store's current revision. */
   revision(): Promise<number> {
     return this.call(async (etcd) => Number((await etcd.kv.range({ key: Buffer.from("/"), count_only: true })).header.revision));
@@ -279,14 +297,18 @@ class EtcdClient implements StoreClient {
     if (this.endpoints.length > 1) this.switchTo((this.node + 1) % this.endpoints.length, this.endpoints);
   }
 
-  /** Moves the client, and the feeds, to endpoints[node]. */
+  /** Moves the client, and the feeds, to endpoints[node]: another node of the list, or the first of a new one. */
   private switchTo(node: number, endpoints: readonly string[]): void {
     const failed = this.etcd;
+    const newList = endpoints !== this.endpoints;
     this.endpoints = endpoints;
     this.node = node;
     this.etcd = this.open();
     log.debug(`etcd: switching to ${this.endpoint}`);
-    for (const feed of this.feeds) feed.move();
+    for (const feed of this.feeds) {
+      if (newList) feed.moveElsewhere();
+      else feed.move();
+    }
     failed.close();
   }
 
@@ -305,6 +327,7 @@ class EtcdClient implements StoreClient {
         return;
       }
       this.listed = listed;
+      this.base = this.highest;
       this.switchTo(0, endpoints);
     });
   }
@@ -324,9 +347,9 @@ function unreachable(endpoint: string, reason: string): ConfdError {
 
 /**
  * etcd's change feed on one prefix: an etcd watch from the first caller's index on, so that etcd
- * replays what happened since. It reports the revision of each change under the prefix, follows the
- * client to another node, and starts over from the current revision when etcd compacted the history
- * it needed.
+ * replays what happened since. It reports the revision of each change under the prefix (as the
+ * client's index), follows the client to another node, and starts over from the current revision when
+ * etcd compacted the history it needed or the client moved to nodes from a new lookup.
  */
 class EtcdFeed implements Feed {
   /** The latest store revision up to which etcd has sent this watch's events: where a moved watch resumes. */
@@ -345,12 +368,12 @@ class EtcdFeed implements Feed {
     private readonly events: FeedEvents,
   ) {
     this.matches = keyFilter([prefix]);
-    this.seen = from;
+    this.seen = client.revisionOf(from);
     this.etcd = client.etcd;
     client.feeds.add(this);
     // What happened up to `from` is not replayed: a caller holding an older index re-reads.
     events.changed(from);
-    this.attach(from + 1, false);
+    this.attach(this.seen + 1, false);
   }
 
   /** The error for callers who waited out the deadline; the client moves on to the next node. */
@@ -381,7 +404,7 @@ class EtcdFeed implements Feed {
       const revision = Number(res.header.revision);
       if (resumed && revision > this.seen) {
         this.seen = revision;
-        this.events.changed(revision);
+        this.events.changed(this.client.index(revision));
       }
       this.events.connected();
     });
@@ -396,7 +419,7 @@ class EtcdFeed implements Feed {
       let latest = 0;
       for (const event of res.events) if (this.matches(decodeBytes(event.kv.key))) latest = Math.max(latest, Number(event.kv.mod_revision));
       this.seen = Math.max(this.seen, Number(res.header.revision));
-      if (latest > 0) this.events.changed(latest);
+      if (latest > 0) this.events.changed(this.client.index(latest));
     });
     watcher.on("error", (err: Error) => {
       if (current()) void this.restart(err);
@@ -414,6 +437,11 @@ class EtcdFeed implements Feed {
       this.events.failed(new ConfdError(`etcd refused to watch ${this.prefix}: ${describe(err)}`));
       return;
     }
+    await this.startOver(`the history of ${this.prefix} was compacted`);
+  }
+
+  /** What happened before is unknown: everyone waiting re-reads, and the watch goes on from the current revision. */
+  private async startOver(why: string): Promise<void> {
     this.events.disconnected(this.unreachable);
     let revision: number;
     try {
@@ -424,9 +452,9 @@ class EtcdFeed implements Feed {
     }
     // Meanwhile the feed may have been cancelled, or followed the client to another node.
     if (this.cancelled || this.watcher) return;
-    log.debug(`etcd: the history of ${this.prefix} was compacted; going on from revision ${revision}`);
+    log.debug(`etcd: ${why}; going on from revision ${revision}`);
     this.seen = revision;
-    this.events.changed(revision);
+    this.events.start(this.client.index(revision));
     this.attach(revision + 1, false);
   }
 
@@ -434,6 +462,17 @@ class EtcdFeed implements Feed {
   move(): void {
     void this.watcher?.cancel();
     this.attach(this.seen + 1, true);
+  }
+
+  /**
+   * The client moved to nodes from a new lookup, which may be another cluster, whose revisions say
+   * nothing of this one's: the watch starts over there.
+   */
+  moveElsewhere(): void {
+    const watcher = this.watcher;
+    this.watcher = undefined;
+    void watcher?.cancel();
+    void this.startOver(`the nodes were looked up again`);
   }
 
   async cancel(): Promise<void> {
