@@ -71,7 +71,7 @@ const ETCD = ["etcd", "etcdv3"];
 const NETWORKED = [...ETCD, "consul", "redis"];
 const VAULT_ONLY = ["vault"];
 /** The stores whose nodes SRV records can name (src/srv.ts). */
-export const SRV_STORES: readonly string[] = [...NETWORKED, "zookeeper", "vault"];
+const SRV_STORES: readonly string[] = [...NETWORKED, "zookeeper", "vault"];
 
 export const OPTIONS: readonly OptionSpec[] = [
   { flag: "backend", field: "backend", type: "string", default: "etcd", description: "backend to use (etcd, etcdv3, consul, redis, file, env)" },

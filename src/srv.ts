@@ -96,8 +96,11 @@ function srvQuery(config: Config): Query | undefined {
   // Another backend was told with a warning (config.ts) that it does not read them.
   if (!SRV_BACKENDS.includes(config.backend) || (!config.srvRecord && !config.srvDomain)) return undefined;
   const spell = spelling(config);
-  if (config.srvRecord) return { name: config.srvRecord, flag: "-srv-record", spell };
-  return { name: `_${config.backend}._tcp.${config.srvDomain.replace(/\.$/, "")}.`, flag: "-srv-domain", spell };
+  const [flag, given] = config.srvRecord ? ["-srv-record", config.srvRecord] : ["-srv-domain", config.srvDomain];
+  // Quoted as JSON: the text may hold anything, a line break included, and messages are one line.
+  if (!isHostName(given)) throw new ConfdError(`${JSON.stringify(given)} is not a DNS name`, { flag });
+  if (config.srvRecord) return { name: config.srvRecord, flag, spell };
+  return { name: `_${config.backend}._tcp.${config.srvDomain.replace(/\.$/, "")}.`, flag, spell };
 }
 
 /**
@@ -208,7 +211,7 @@ function lookupFailure(err: unknown): string {
   }
 }
 
-/** A DNS host name, as Go's resolver accepts SRV targets: labels of letters, digits, "-" and "_", one trailing dot allowed. */
+/** A DNS name as Go's resolver accepts one (an SRV target, say): labels of letters, digits, "-" and "_", one trailing dot allowed. */
 function isHostName(name: string): boolean {
   const bare = name.replace(/\.$/, "");
   return bare.length > 0 && bare.length <= 253 && bare.split(".").every((label) => /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/.test(label));

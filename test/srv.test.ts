@@ -79,7 +79,7 @@ describe("nodes from SRV records (a stand-in lookup)", () => {
     expect(asked).toHaveLength(5);
   });
 
-  test("no records, a failed lookup, a target of '.', unusable targets, a bad -scheme: a ConfdError naming the flag", async () => {
+  test("no records, a failed lookup, a target of '.', unusable targets, a bad -scheme, a name that is none: a ConfdError naming the flag", async () => {
     quiet();
     const failure = (c: Config, lookup: SrvLookup) => nodeSource(c, { lookup }).then(() => undefined, (e: unknown) => e as ConfdError);
     const cases: [Config, SrvLookup, string, string][] = [
@@ -88,6 +88,9 @@ describe("nodes from SRV records (a stand-in lookup)", () => {
       [config("redis", { srvDomain: "off.test" }), answers([record(".", 0, 0, 0)]), "-srv-domain", 'the record says the service is not available there (target ".")'],
       [config("redis", { srvDomain: "bad.test" }), answers([record("a b.test.", 1, 0, 0), record("ok.test.", 0, 0, 0)]), "-srv-domain", "no record has a usable target and port"],
       [config("consul", { srvDomain: "x.test", scheme: "ftp" }), answers([]), "-scheme", 'unknown scheme "ftp" (http, https)'],
+      // Never looked up, and quoted: a message is one line.
+      [config("etcd", { srvRecord: "a\nb.test" }), failing("ENOTFOUND"), "-srv-record", '"a\\nb.test" is not a DNS name'],
+      [config("etcd", { srvDomain: "x".repeat(254) }), failing("ENOTFOUND"), "-srv-domain", "is not a DNS name"],
     ];
     for (const [c, lookup, flag, message] of cases) {
       const err = await failure(c, lookup);
