@@ -74,7 +74,8 @@ export interface OptionSpec {
 const ETCD = ["etcd", "etcdv3"];
 const NETWORKED = [...ETCD, "consul", "redis", "vault"];
 const VAULT_ONLY = ["vault"];
-const SRV = "SRV discovery (-srv-domain, -srv-record) is not supported by this build; list the nodes with -node";
+/** The stores whose nodes SRV records can name (src/srv.ts). */
+const SRV_STORES: readonly string[] = [...NETWORKED, "zookeeper", "vault"];
 
 export const OPTIONS: readonly OptionSpec[] = [
   { flag: "backend", field: "backend", type: "string", default: "etcd", description: "backend to use (etcd, etcdv3, consul, redis, vault, dynamodb, ssm, file, env)" },
@@ -90,9 +91,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: "keep-stage-file", field: "keepStageFile", type: "boolean", default: false, description: "keep staged files" },
   { flag: "log-level", field: "logLevel", type: "string", default: "info", description: "level which confd should log messages (debug, info, warning, error)" },
   { flag: "log-format", field: "logFormat", type: "string", default: "text", description: "log line format: text (confd's) or json" },
-  { flag: "scheme", field: "scheme", type: "string", default: "http", description: "the backend URI scheme for nodes retrieved from DNS SRV records (http or https)", backends: ["consul", "vault"] },
-  { flag: "srv-domain", field: "srvDomain", type: "string", default: "", description: "the name of the resource record", unsupported: SRV },
-  { flag: "srv-record", field: "srvRecord", type: "string", default: "", description: "the SRV record to search for backend nodes, e.g. _etcd-client._tcp.example.com", unsupported: SRV },
+  { flag: "scheme", field: "scheme", type: "string", default: "http", description: "the backend URI scheme for nodes retrieved from DNS SRV records (http or https)", backends: [...ETCD, "consul", "vault"] },
+  { flag: "srv-domain", field: "srvDomain", type: "string", default: "", description: "the domain whose SRV record _<backend>._tcp.<domain> lists the backend nodes", backends: SRV_STORES },
+  { flag: "srv-record", field: "srvRecord", type: "string", default: "", description: "the SRV record to search for backend nodes, e.g. _etcd-client._tcp.example.com (wins over -srv-domain and -node)", backends: SRV_STORES },
   { flag: "client-cert", field: "clientCert", type: "string", default: "", description: "the client cert", backends: [...ETCD, "consul", "vault"] },
   { flag: "client-key", field: "clientKey", type: "string", default: "", description: "the client key", backends: NETWORKED },
   { flag: "client-ca-keys", field: "clientCaKeys", type: "string", default: "", description: "client ca keys", tomlAliases: ["client_cakeys", "client-cakeys"], envAliases: ["CONFD_CLIENT_CAKEYS"], backends: [...ETCD, "consul", "vault"] },

@@ -97,24 +97,6 @@ describe("logging", () => {
 });
 
 describe("no silent options", () => {
-  test("-srv-domain (not supported by this build): one FATAL line naming it, exit 1, no connection to the store", async () => {
-    let connections = 0;
-    const store = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { open: () => void connections++, data() {} } });
-    try {
-      const { args } = appConfdir("srv", "app:\n  v: 1\n");
-      for (const flag of [["-srv-domain", "example.com"], ["-srv-record", "_etcd-client._tcp.example.com"]]) {
-        const r = await runConfd(["-onetime", ...args, "-backend", "etcdv3", "-node", `127.0.0.1:${store.port}`, ...flag]);
-        expect(r.code).toBe(1);
-        const lines = r.stderr.trim().split("\n");
-        expect(lines).toHaveLength(1);
-        expect(lines[0]).toEndWith(`FATAL flag ${flag[0]}: SRV discovery (-srv-domain, -srv-record) is not supported by this build; list the nodes with -node`);
-      }
-      expect(connections).toBe(0);
-    } finally {
-      store.stop(true);
-    }
-  });
-
   test("an option the chosen backend does not read is named in a warning, from a flag, the environment or confd.toml", async () => {
     const { dir, args } = appConfdir("unread", "app:\n  v: 1\n");
     writeFileSync(join(dir, "confd.toml"), 'table = "confd"\n');

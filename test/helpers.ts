@@ -30,8 +30,15 @@ export function baseEnv(extra: Record<string, string> = {}): Record<string, stri
   return { ...env, ...extra };
 }
 
-export async function runConfd(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<RunResult> {
-  const child = Bun.spawn([...COMMAND, ...args], {
+export interface ConfdOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  /** A command that runs confd (given as its arguments) in some setting: test/dns-server.ts's resolver, say. */
+  wrap?: readonly string[];
+}
+
+export async function runConfd(args: string[], options: ConfdOptions = {}): Promise<RunResult> {
+  const child = Bun.spawn([...(options.wrap ?? []), ...COMMAND, ...args], {
     env: options.env ?? baseEnv(),
     cwd: options.cwd ?? DEFAULT_CWD,
     stdout: "pipe",
@@ -42,8 +49,8 @@ export async function runConfd(args: string[], options: { env?: Record<string, s
 }
 
 /** Starts the CLI and returns the process, for tests that signal it or watch its output as it runs. */
-export function spawnConfd(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}) {
-  return Bun.spawn([...COMMAND, ...args], {
+export function spawnConfd(args: string[], options: ConfdOptions = {}) {
+  return Bun.spawn([...(options.wrap ?? []), ...COMMAND, ...args], {
     env: options.env ?? baseEnv(),
     cwd: options.cwd ?? DEFAULT_CWD,
     stdout: "pipe",

@@ -1,6 +1,6 @@
 // The consul backend: confd's reads of Consul's KV store, through the consul package, and watches built
 // on Consul's blocking queries. It owns the connection settings (nodes and failover between them,
-// scheme, TLS, basic auth, ACL token), the listing of a prefix (a blocking query when given an index)
+// scheme, TLS, basic auth, ACL token; nodes looked up again when every one failed), the listing of a prefix (a blocking query when given an index)
 // and the rate limit Consul's blocking-query documentation asks of loops; the watch core
 // (../watch-core.ts) runs the loop, shared per prefix, and tells a change under the prefix from an
 // index that moved for other keys or went backwards. The service catalog, which templates read too,
@@ -18,6 +18,7 @@ import { ConfdError, errnoText, type ErrorContext } from "../errors.ts";
 import type { Config } from "../options.ts";
 import { decodeBytes } from "../bytes.ts";
 import { keyFilter, normalizeKey, subtrees } from "../keys.ts";
+import { fixedNodes, type NodeOptions, type NodeSource } from "../srv.ts";
 import type { StoreClient } from "../store.ts";
 import { listingWatch, SharedWatches, type Listing, type Pace } from "../watch-core.ts";
 import { ConsulCatalog } from "./consul-catalog.ts";
@@ -36,10 +37,10 @@ const RATE_REFILL_MS = 1_000;
 const RATE_JITTER_MS = WAIT_MS / 50;
 
 /**
- * Connection settings beyond Config: the environment CONSUL_HTTP_TOKEN is read from (a parameter so
- * that tests need not touch process.env).
+ * Connection settings beyond Config: where the nodes come from (SRV records), and the environment
+ * CONSUL_HTTP_TOKEN is read from (a parameter so that tests need not touch process.env).
  */
-export interface ConsulConnectOptions {
+export interface ConsulConnectOptions extends NodeOptions {
   env?: Readonly<Record<string, string | undefined>>;
 }
 
@@ -51,8 +52,8 @@ export async function connect(config: Config, options: ConsulConnectOptions = {}
   // As confd: basic auth only when asked for with -basic-auth, for a proxy in front of Consul.
   if (config.basicAuth) headers.authorization = `Basic ${Buffer.from(`${config.username}:${config.password}`).toString("base64")}`;
   const token = config.authToken || env.CONSUL_HTTP_TOKEN || undefined;
-  const nodes = (config.nodes.length > 0 ? config.nodes : [DEFAULT_NODE]).map((node) => new ConsulNode(nodeUrl(node, scheme), headers, token, tls));
-  return new ConsulClient(nodes);
+  const makeNode = (node: string) => new ConsulNode(nodeUrl(node, scheme), headers, token, tls);
+  return new ConsulClient(options.nodes ?? fixedNodes(config.nodes), makeNode);
 }
 
 interface KvPair {
@@ -163,6 +164,15 @@ class ConsulClient implements StoreClient, CatalogCapable {
   private preferred = 0;
   private closed = false;
   readonly catalog = new ConsulCatalog((call, index, signal) => this.request(call, index, signal, {}), CONNECT_TIMEOUT_MS);
+  /** The source's list the nodes were made from, and the nodes. */
+  private listed: readonly string[];
+  private nodes: readonly ConsulNode[];
+  /**
+   * Listing indexes are Consul's plus this. Nodes from a new lookup may be another datacenter, whose
+   * indexes say nothing of the last one's: their indexes are counted on from the highest handed out.
+   */
+  private base = 0;
+  private highest = 0;
   private readonly watches = new SharedWatches({
     store: "consul",
     source: listingWatch({ list: (prefix, index, signal) => this.list(prefix, index, signal), pace: blockingPace }),
@@ -171,7 +181,13 @@ class ConsulClient implements StoreClient, CatalogCapable {
     deadlineMs: CONNECT_TIMEOUT_MS,
   });
 
-  constructor(private readonly nodes: readonly ConsulNode[]) {}
+  constructor(
+    private readonly source: NodeSource,
+    private readonly makeNode: (node: string) => ConsulNode,
+  ) {
+    this.listed = source.current();
+    this.nodes = (this.listed.length > 0 ? this.listed : [DEFAULT_NODE]).map(makeNode);
+  }
 
   async getValues(keys: readonly string[]): Promise<Map<string, string>> {
     if (this.closed) throw closedError();
@@ -204,22 +220,32 @@ class ConsulClient implements StoreClient, CatalogCapable {
     // confd strips the leading "/" for Consul, whose keys have none, and adds it back on results.
     const consulKey = key.replace(/^\/+/, "");
     const kvGet: NodeCall = (api, options) => api.kv.get({ key: consulKey, recurse: true, buffer: true, ...options });
-    const { index: at, body } = await this.request(kvGet, index > 0 ? String(index) : undefined, signal, { key });
+    const { base } = this;
+    // An index from before these nodes is none of theirs: a plain listing, not a blocking query.
+    const consulIndex = Math.max(0, index - base);
+    const { index: at, body } = await this.request(kvGet, consulIndex > 0 ? String(consulIndex) : undefined, signal, { key });
     if (body !== undefined && !Array.isArray(body)) throw new ConfdError("the answer is not a KV listing", { key });
     const pairs = (body ?? []) as KvPair[];
-    return { index: Number(at) || 0, values: new Map(pairs.map((pair) => [storeKey(pair.Key), pair.Value ? decodeBytes(pair.Value) : ""])) };
+    // 0 stays 0: the watch core starts over on it, as Consul's documentation asks. request() went round
+    // the nodes of this snapshot, so the answer is theirs.
+    const consul = Number(at) || 0;
+    const ours = consul > 0 ? consul + base : 0;
+    this.highest = Math.max(this.highest, ours);
+    return { index: ours, values: new Map(pairs.map((pair) => [storeKey(pair.Key), pair.Value ? decodeBytes(pair.Value) : ""])) };
   }
 
   /** Makes a request, trying each node in turn from the preferred one while they cannot be reached. */
   private async request(call: NodeCall, index: string | undefined, signal: AbortSignal, what: ErrorContext): Promise<NodeAnswer> {
     if (this.closed) throw closedError();
     const failures: string[] = [];
-    for (let i = 0; i < this.nodes.length; i++) {
-      const n = (this.preferred + i) % this.nodes.length;
-      const node = this.nodes[n]!;
+    // The nodes may be replaced meanwhile (by another request's refresh): this one goes round these.
+    const { nodes } = this;
+    for (let i = 0; i < nodes.length; i++) {
+      const n = (this.preferred + i) % nodes.length;
+      const node = nodes[n]!;
       try {
         const answer = await node.get(call, index, signal);
-        this.preferred = n;
+        if (nodes === this.nodes) this.preferred = n;
         return answer;
       } catch (err) {
         if (signal.aborted) throw signal.reason;
@@ -229,7 +255,23 @@ class ConsulClient implements StoreClient, CatalogCapable {
         failures.push(`${node.label} (${reasonOf(err)})`);
       }
     }
+    // Every node failed: the next attempt goes to the nodes SRV records name now, if they changed.
+    if (await this.source.refresh()) this.adopt();
     throw new ConfdError(`the consul store cannot be reached: ${failures.join(", ")}`, what);
+  }
+
+  /** Takes the source's new list, keeping the nodes (and their connections) still in it; the first is tried first. */
+  private adopt(): void {
+    const listed = this.source.current();
+    if (this.closed || listed === this.listed) return;
+    const kept = new Map(this.listed.map((text, i) => [text, this.nodes[i]!]));
+    // SRV targets are checked host names with ports: makeNode accepts them.
+    const nodes = listed.map((text) => kept.get(text) ?? this.makeNode(text));
+    for (const node of this.nodes) if (!nodes.includes(node)) node.close();
+    this.listed = listed;
+    this.nodes = nodes;
+    this.preferred = 0;
+    this.base = this.highest;
   }
 }
 

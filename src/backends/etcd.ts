@@ -3,7 +3,8 @@
 // revision; a change feed per watched prefix (an etcd watch), shared through the watch core
 // (../watch-core.ts). All calls and watch streams go over one gRPC connection, which etcd3
 // multiplexes (etcd3 makes the -basic-auth token exchange on a channel of its own); with several
-// nodes the client talks to one at a time and moves on when it fails.
+// nodes the client talks to one at a time and moves on when it fails; when the last one fails, the nodes
+// are looked up again (SRV records, ../srv.ts) and a changed list is used from its first node.
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { checkServerIdentity, rootCertificates, type PeerCertificate } from "node:tls";
@@ -14,6 +15,7 @@ import { ConfdError, errnoText } from "../errors.ts";
 import { log } from "../log.ts";
 import type { Config } from "../options.ts";
 import { keyFilter, subtrees } from "../keys.ts";
+import { fixedNodes, type NodeOptions, type NodeSource } from "../srv.ts";
 import type { StoreClient } from "../store.ts";
 import { SharedWatches, type Feed, type FeedEvents } from "../watch-core.ts";
 
@@ -27,12 +29,16 @@ const DEFAULT_NODE = "127.0.0.1:2379";
 type Policy = NonNullable<NonNullable<IOptions["faultHandling"]>["global"]>;
 type Backoff = NonNullable<NonNullable<IOptions["faultHandling"]>["watchBackoff"]>;
 
-export async function connect(config: Config): Promise<StoreClient> {
+export async function connect(config: Config, { nodes = fixedNodes(config.nodes) }: NodeOptions = {}): Promise<StoreClient> {
   const tls = readTls(config);
-  const endpoints = nodeList(config).map((node) => endpointOf(node, tls !== undefined));
-  if (new Set(endpoints.map((e) => e.startsWith("https:"))).size > 1) {
-    throw new ConfdError(`etcd nodes mix http and https: ${endpoints.join(", ")}`, { flag: "-node" });
-  }
+  const endpointsOf = (list: readonly string[]): string[] => {
+    const endpoints = nodeList(list).map((node) => endpointOf(node, tls !== undefined));
+    if (new Set(endpoints.map((e) => e.startsWith("https:"))).size > 1) {
+      throw new ConfdError(`etcd nodes mix http and https: ${endpoints.join(", ")}`, { flag: "-node" });
+    }
+    return endpoints;
+  };
+  const endpoints = endpointsOf(nodes.current());
   if (config.basicAuth && !config.username) throw new ConfdError("-basic-auth needs a -username for etcd", { flag: "-username" });
   const options: Omit<IOptions, "hosts"> = {
     // Only etcd3's -basic-auth token exchange uses these: tlsChannels() builds the connection's channels.
@@ -42,7 +48,7 @@ export async function connect(config: Config): Promise<StoreClient> {
     faultHandling: { host: () => tryOnce, global: tryOnce, watchBackoff: backoff(100) },
   };
   const secure = endpoints[0]!.startsWith("https:");
-  return new EtcdClient(endpoints, options, secure ? { ...tls, insecure: config.clientInsecure } : undefined);
+  return new EtcdClient({ source: nodes, endpointsOf }, endpoints, options, secure ? { ...tls, insecure: config.clientInsecure } : undefined);
 }
 
 const GRPC_OPTIONS: ChannelOptions = {
@@ -73,9 +79,9 @@ function backoff(ms: number): Backoff {
   return { duration: ms, next: () => backoff(Math.min(ms * 2, 2_000)) };
 }
 
-/** -node values, else $ETCDCTL_PEERS or $ETCDCTL_ENDPOINTS (comma-separated) as confd reads them. */
-function nodeList(config: Config): string[] {
-  if (config.nodes.length > 0) return config.nodes;
+/** The nodes given (-node, SRV records), else $ETCDCTL_PEERS or $ETCDCTL_ENDPOINTS (comma-separated) as confd reads them. */
+function nodeList(nodes: readonly string[]): readonly string[] {
+  if (nodes.length > 0) return nodes;
   const fromEnv = (process.env.ETCDCTL_PEERS || process.env.ETCDCTL_ENDPOINTS || "").split(",").map((s) => s.trim()).filter(Boolean);
   return fromEnv.length > 0 ? fromEnv : [DEFAULT_NODE];
 }
@@ -166,27 +172,45 @@ function span(key: string): { start: Buffer; end: Buffer } {
   return { start: encodeText(key), end: encodeText(key + "0") };
 }
 
+/** Where the endpoints come from: the source's nodes, checked and spelt as endpoints. */
+interface EtcdNodes {
+  source: NodeSource;
+  endpointsOf(nodes: readonly string[]): string[];
+}
+
 class EtcdClient implements StoreClient {
   /** The client for the node in use; replaced, with its connection, when that node fails. */
   etcd: Etcd3;
   private node = 0;
   private closed = false;
+  /** The source's list the endpoints were made from. */
+  private listed: readonly string[];
+  /** A lookup of the nodes in progress, after the last one failed. */
+  private refreshing: Promise<void> | undefined;
+  /**
+   * Watch indexes are revisions plus this. Nodes from a new lookup may be another cluster, whose
+   * revisions say nothing of the last one's: their indexes are counted on from the highest handed out.
+   */
+  private base = 0;
+  private highest = 0;
   /** The feeds open on the node in use, which follow the client to the next one. */
   readonly feeds = new Set<EtcdFeed>();
   private readonly watches = new SharedWatches({
     store: "etcd",
     source: {
       open: (prefix, from, events) => new EtcdFeed(this, prefix, from, events),
-      currentIndex: () => this.revision(),
+      currentIndex: async () => this.index(await this.revision()),
     },
     deadlineMs: DEADLINE_MS,
   });
 
   constructor(
-    private readonly endpoints: readonly string[],
+    private readonly nodes: EtcdNodes,
+    private endpoints: readonly string[],
     private readonly options: Omit<IOptions, "hosts">,
     private readonly tls: Tls | undefined,
   ) {
+    this.listed = nodes.source.current();
     this.etcd = this.open();
   }
 
@@ -209,6 +233,8 @@ class EtcdClient implements StoreClient {
     } catch (err) {
       if (!isUnreachable(err)) throw new ConfdError(`etcd at ${endpoint}: ${describe(err)}`);
       this.failover(etcd);
+      // The caller's next attempt goes to the nodes found by a lookup this failure started.
+      await this.refreshing;
       throw unreachable(endpoint, describe(err));
     }
   }
@@ -240,6 +266,18 @@ class EtcdClient implements StoreClient {
     return values;
   }
 
+  /** The watch index, for callers, of a revision of the nodes in use. */
+  index(revision: number): number {
+    const index = revision + this.base;
+    this.highest = Math.max(this.highest, index);
+    return index;
+  }
+
+  /** The revision of the nodes in use a caller's index stands for (0 for one from before them). */
+  revisionOf(index: number): number {
+    return Math.max(0, index - this.base);
+  }
+
   /** The store's current revision. */
   revision(): Promise<number> {
     return this.call(async (etcd) => Number((await etcd.kv.range({ key: Buffer.from("/"), count_only: true })).header.revision));
@@ -249,14 +287,49 @@ class EtcdClient implements StoreClient {
     return this.watches.wait(prefix, waitIndex, signal);
   }
 
-  /** After `failed` could not be reached: the next node, if there is one; feeds follow. */
+  /**
+   * After `failed` could not be reached: the next node, if there is one; feeds follow. The last node
+   * failing (the others failed before it) has the nodes looked up again.
+   */
   failover(failed: Etcd3): void {
-    if (this.closed || failed !== this.etcd || this.endpoints.length < 2) return;
-    this.node = (this.node + 1) % this.endpoints.length;
+    if (this.closed || failed !== this.etcd) return;
+    if (this.node === this.endpoints.length - 1) this.lookUpAgain();
+    if (this.endpoints.length > 1) this.switchTo((this.node + 1) % this.endpoints.length, this.endpoints);
+  }
+
+  /** Moves the client, and the feeds, to endpoints[node]: another node of the list, or the first of a new one. */
+  private switchTo(node: number, endpoints: readonly string[]): void {
+    const failed = this.etcd;
+    const newList = endpoints !== this.endpoints;
+    this.endpoints = endpoints;
+    this.node = node;
     this.etcd = this.open();
     log.debug(`etcd: switching to ${this.endpoint}`);
-    for (const feed of this.feeds) feed.move();
+    for (const feed of this.feeds) {
+      if (newList) feed.moveElsewhere();
+      else feed.move();
+    }
     failed.close();
+  }
+
+  /** Asks the source for the nodes again; a changed list is used from its first node. */
+  private lookUpAgain(): void {
+    this.refreshing ??= this.nodes.source.refresh().then((changed) => {
+      this.refreshing = undefined;
+      const listed = this.nodes.source.current();
+      if (!changed || this.closed || listed === this.listed) return;
+      let endpoints: string[];
+      try {
+        endpoints = this.nodes.endpointsOf(listed);
+      } catch (err) {
+        // Not thrown from here (nobody would catch it): the nodes in use stay.
+        log.warning(`etcd: keeping ${this.endpoints.join(", ")}: ${describe(err)}`);
+        return;
+      }
+      this.listed = listed;
+      this.base = this.highest;
+      this.switchTo(0, endpoints);
+    });
   }
 
   async close(): Promise<void> {
@@ -274,9 +347,9 @@ function unreachable(endpoint: string, reason: string): ConfdError {
 
 /**
  * etcd's change feed on one prefix: an etcd watch from the first caller's index on, so that etcd
- * replays what happened since. It reports the revision of each change under the prefix, follows the
- * client to another node, and starts over from the current revision when etcd compacted the history
- * it needed.
+ * replays what happened since. It reports the revision of each change under the prefix (as the
+ * client's index), follows the client to another node, and starts over from the current revision when
+ * etcd compacted the history it needed or the client moved to nodes from a new lookup.
  */
 class EtcdFeed implements Feed {
   /** The latest store revision up to which etcd has sent this watch's events: where a moved watch resumes. */
@@ -295,12 +368,12 @@ class EtcdFeed implements Feed {
     private readonly events: FeedEvents,
   ) {
     this.matches = keyFilter([prefix]);
-    this.seen = from;
+    this.seen = client.revisionOf(from);
     this.etcd = client.etcd;
     client.feeds.add(this);
     // What happened up to `from` is not replayed: a caller holding an older index re-reads.
     events.changed(from);
-    this.attach(from + 1, false);
+    this.attach(this.seen + 1, false);
   }
 
   /** The error for callers who waited out the deadline; the client moves on to the next node. */
@@ -331,7 +404,7 @@ class EtcdFeed implements Feed {
       const revision = Number(res.header.revision);
       if (resumed && revision > this.seen) {
         this.seen = revision;
-        this.events.changed(revision);
+        this.events.changed(this.client.index(revision));
       }
       this.events.connected();
     });
@@ -346,7 +419,7 @@ class EtcdFeed implements Feed {
       let latest = 0;
       for (const event of res.events) if (this.matches(decodeBytes(event.kv.key))) latest = Math.max(latest, Number(event.kv.mod_revision));
       this.seen = Math.max(this.seen, Number(res.header.revision));
-      if (latest > 0) this.events.changed(latest);
+      if (latest > 0) this.events.changed(this.client.index(latest));
     });
     watcher.on("error", (err: Error) => {
       if (current()) void this.restart(err);
@@ -364,6 +437,11 @@ class EtcdFeed implements Feed {
       this.events.failed(new ConfdError(`etcd refused to watch ${this.prefix}: ${describe(err)}`));
       return;
     }
+    await this.startOver(`the history of ${this.prefix} was compacted`);
+  }
+
+  /** What happened before is unknown: everyone waiting re-reads, and the watch goes on from the current revision. */
+  private async startOver(why: string): Promise<void> {
     this.events.disconnected(this.unreachable);
     let revision: number;
     try {
@@ -374,9 +452,9 @@ class EtcdFeed implements Feed {
     }
     // Meanwhile the feed may have been cancelled, or followed the client to another node.
     if (this.cancelled || this.watcher) return;
-    log.debug(`etcd: the history of ${this.prefix} was compacted; going on from revision ${revision}`);
+    log.debug(`etcd: ${why}; going on from revision ${revision}`);
     this.seen = revision;
-    this.events.changed(revision);
+    this.events.start(this.client.index(revision));
     this.attach(revision + 1, false);
   }
 
@@ -384,6 +462,17 @@ class EtcdFeed implements Feed {
   move(): void {
     void this.watcher?.cancel();
     this.attach(this.seen + 1, true);
+  }
+
+  /**
+   * The client moved to nodes from a new lookup, which may be another cluster, whose revisions say
+   * nothing of this one's: the watch starts over there.
+   */
+  moveElsewhere(): void {
+    const watcher = this.watcher;
+    this.watcher = undefined;
+    void watcher?.cancel();
+    void this.startOver(`the nodes were looked up again`);
   }
 
   async cancel(): Promise<void> {

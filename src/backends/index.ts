@@ -3,6 +3,7 @@
 import { environment } from "../bytes.ts";
 import { ConfdError } from "../errors.ts";
 import type { Config } from "../options.ts";
+import type { NodeSource } from "../srv.ts";
 import type { StoreClient } from "../store.ts";
 
 export const BACKENDS = ["consul", "dynamodb", "env", "etcd", "etcdv3", "file", "redis", "ssm", "vault"] as const;
@@ -11,17 +12,17 @@ export async function createStoreClient(config: Config): Promise<StoreClient> {
   switch (config.backend) {
     case "etcd":
     case "etcdv3":
-      return (await import("./etcd.ts")).connect(config);
+      return (await import("./etcd.ts")).connect(config, { nodes: await storeNodes(config) });
     case "redis":
-      return (await import("./redis.ts")).connect(config);
+      return (await import("./redis.ts")).connect(config, { nodes: await storeNodes(config) });
     case "consul":
-      return (await import("./consul.ts")).connect(config);
+      return (await import("./consul.ts")).connect(config, { nodes: await storeNodes(config) });
     case "dynamodb":
       return (await import("./dynamodb.ts")).connect(config);
     case "ssm":
       return (await import("./ssm.ts")).connect(config);
     case "vault":
-      return (await import("./vault.ts")).connect(config);
+      return (await import("./vault.ts")).connect({ ...config, nodes: [...(await storeNodes(config)).current()] });
     case "env": {
       const { EnvClient } = await import("./env.ts");
       return new EnvClient(environment());
@@ -36,4 +37,9 @@ export async function createStoreClient(config: Config): Promise<StoreClient> {
         flag: "-backend",
       });
   }
+}
+
+/** -node, or the nodes SRV records name (../srv.ts, loaded only for the stores that have nodes). */
+async function storeNodes(config: Config): Promise<NodeSource> {
+  return (await import("../srv.ts")).nodeSource(config);
 }

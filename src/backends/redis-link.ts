@@ -1,10 +1,12 @@
 // One redis connection that fails over between the configured nodes: the node addresses confd accepts
-// (host:port, /db, unix sockets), reconnection with backoff, waiting for a connection within the reach
-// timeout, and the errors callers see (which store and why, never a password).
+// (host:port, /db, unix sockets), reconnection with backoff, looking the nodes up again (SRV records,
+// ../srv.ts) when every one failed, waiting for a connection within the reach timeout, and the errors
+// callers see (which store and why, never a password).
 import { Redis } from "ioredis";
 import { existsSync } from "node:fs";
 import { ConfdError } from "../errors.ts";
 import { log } from "../log.ts";
+import type { NodeSource } from "../srv.ts";
 
 /** How long a read or a watch waits for a connection (or a command) before calling the store unreachable. */
 export const REACH_TIMEOUT_MS = 5000;
@@ -42,6 +44,49 @@ export function parseNode(text: string): RedisNode {
   return { label: text, db, host: hostPort[1] ?? hostPort[2], port };
 }
 
+/**
+ * The nodes the connections share, parsed from the source's list. When a connection has found every
+ * node failing it asks for them again; a changed list moves every connection to its first node.
+ */
+export class RedisNodes {
+  list: readonly RedisNode[];
+  private listed: readonly string[];
+  private pending: Promise<void> | undefined;
+  private readonly listeners = new Set<() => void>();
+
+  constructor(private readonly source: NodeSource) {
+    this.listed = source.current();
+    this.list = parsed(this.listed);
+  }
+
+  lookUpAgain(): void {
+    this.pending ??= this.source.refresh().then(() => {
+      this.pending = undefined;
+      const listed = this.source.current();
+      if (listed === this.listed) return;
+      try {
+        this.list = parsed(listed);
+      } catch (err) {
+        // Not thrown from here (nobody would catch it): the nodes in use stay.
+        log.warning(`redis: keeping ${this.list.map((n) => n.label).join(", ")}: ${err instanceof Error ? err.message : String(err)}`);
+        return;
+      }
+      this.listed = listed;
+      for (const listener of this.listeners) listener();
+    });
+  }
+
+  /** Calls `listener` when the list changed; returns what stops that. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
+
+function parsed(listed: readonly string[]): RedisNode[] {
+  return (listed.length > 0 ? listed : ["127.0.0.1:6379"]).map(parseNode);
+}
+
 export interface Auth {
   username?: string;
   password?: string;
@@ -60,15 +105,20 @@ export class Link {
   readonly redis: Redis;
   private cursor = 0;
   private wasReady = false;
+  /** Attempts that failed before the connection was ready, since it last was or the list changed. */
+  private failures = 0;
+  /** The list changed: the next attempt goes to its first node (set already), not the one after. */
+  private moved = false;
   private lastError: Error | undefined;
+  private readonly unlisten: () => void;
 
   constructor(
-    private readonly nodes: readonly RedisNode[],
+    private readonly nodes: RedisNodes,
     auth: Auth,
     role: string,
   ) {
     this.redis = new Redis({
-      ...addressOf(nodes[0]!),
+      ...addressOf(nodes.list[0]!),
       ...auth,
       connectionName: `confd-${role}`,
       connectTimeout: CONNECT_TIMEOUT_MS,
@@ -88,12 +138,19 @@ export class Link {
     });
     this.redis.on("ready", () => {
       this.wasReady = true;
+      this.failures = 0;
       this.lastError = undefined;
+    });
+    this.unlisten = nodes.onChange(() => {
+      this.cursor = 0;
+      this.failures = 0;
+      this.moved = true;
+      Object.assign(this.redis.options, addressOf(this.node));
     });
   }
 
   get node(): RedisNode {
-    return this.nodes[this.cursor]!;
+    return this.nodes.list[this.cursor]!;
   }
 
   get ready(): boolean {
@@ -101,9 +158,15 @@ export class Link {
   }
 
   private nextAttempt(attempt: number): number {
-    if (!this.wasReady && this.nodes.length > 1) {
-      this.cursor = (this.cursor + 1) % this.nodes.length;
-      Object.assign(this.redis.options, addressOf(this.node));
+    const count = this.nodes.list.length;
+    if (this.moved) this.moved = false;
+    else if (!this.wasReady) {
+      // Every node has failed in turn: they may have moved.
+      if (++this.failures % count === 0) this.nodes.lookUpAgain();
+      if (count > 1) {
+        this.cursor = (this.cursor + 1) % count;
+        Object.assign(this.redis.options, addressOf(this.node));
+      }
     }
     this.wasReady = false;
     return Math.min(50 * 2 ** attempt, MAX_RECONNECT_DELAY_MS);
@@ -111,7 +174,8 @@ export class Link {
 
   /** The error a caller sees: which store, and why, never a password. */
   unreachable(detail?: string): ConfdError {
-    const where = this.nodes.length === 1 ? `at ${this.nodes[0]!.label}` : `at any of ${this.nodes.map((n) => n.label).join(", ")}`;
+    const nodes = this.nodes.list;
+    const where = nodes.length === 1 ? `at ${nodes[0]!.label}` : `at any of ${nodes.map((n) => n.label).join(", ")}`;
     const why = detail ?? this.lastError?.message ?? `no answer within ${REACH_TIMEOUT_MS / 1000}s`;
     return new ConfdError(`cannot reach redis ${where}: ${why}`);
   }
@@ -146,6 +210,7 @@ export class Link {
 
   /** QUIT, then waits (within the reach timeout) for redis to close the connection: gone from its client list. */
   async close(): Promise<void> {
+    this.unlisten();
     if (this.ready) {
       const ended = new Promise<void>((resolve) => this.redis.once("end", resolve));
       let timer: ReturnType<typeof setTimeout> | undefined;

@@ -9,7 +9,7 @@ import { keyFilter } from "../keys.ts";
 import { log } from "../log.ts";
 import { every, ListingFeed, SharedWatches, type Feed, type FeedEvents, type ListingSource } from "../watch-core.ts";
 import type { KeyMapper } from "./redis-keys.ts";
-import { isReplyError, Link, REACH_TIMEOUT_MS, type Auth, type RedisNode } from "./redis-link.ts";
+import { isReplyError, Link, REACH_TIMEOUT_MS, type Auth, type RedisNodes } from "./redis-link.ts";
 
 /**
  * Keyspace events a watch needs: K (the per-key channel), $ strings, h hashes, g generic (del, expire,
@@ -28,7 +28,7 @@ interface Subscription {
 }
 
 export interface RedisWatchOptions {
-  nodes: readonly RedisNode[];
+  nodes: RedisNodes;
   auth: Auth;
   keys: KeyMapper;
   /** The command connection: what polling reads through. */

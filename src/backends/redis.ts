@@ -6,14 +6,15 @@
 import { ConfdError } from "../errors.ts";
 import { normalizeKey } from "../keys.ts";
 import type { Config } from "../options.ts";
+import { fixedNodes, type NodeOptions, type NodeSource } from "../srv.ts";
 import type { StoreClient } from "../store.ts";
 import { KeyMapper } from "./redis-keys.ts";
-import { Link, parseNode } from "./redis-link.ts";
+import { Link, RedisNodes } from "./redis-link.ts";
 import { readValues } from "./redis-read.ts";
 import { RedisWatch } from "./redis-watch.ts";
 
 export interface RedisClientOptions {
-  nodes: readonly string[];
+  nodes: NodeSource;
   username?: string;
   password?: string;
   /** confd's --separator: "" or "/" keeps keys as they are. */
@@ -29,7 +30,7 @@ export class RedisClient implements StoreClient {
   private closed = false;
 
   constructor(options: RedisClientOptions) {
-    const nodes = (options.nodes.length > 0 ? options.nodes : ["127.0.0.1:6379"]).map(parseNode);
+    const nodes = new RedisNodes(options.nodes);
     // A username alone means nothing to redis (AUTH needs a password): only send it with one.
     const auth = options.password ? { username: options.username || undefined, password: options.password } : {};
     this.keys = new KeyMapper(options.separator || "/");
@@ -67,9 +68,9 @@ export class RedisClient implements StoreClient {
   }
 }
 
-export async function connect(config: Config): Promise<StoreClient> {
+export async function connect(config: Config, { nodes = fixedNodes(config.nodes) }: NodeOptions = {}): Promise<StoreClient> {
   return new RedisClient({
-    nodes: config.nodes,
+    nodes,
     username: config.username,
     // confd hands redis its --client-key as the password; --password is the clearer spelling.
     password: config.password || config.clientKey,
