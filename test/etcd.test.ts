@@ -281,14 +281,21 @@ describe("etcd backend", () => {
     }
   });
 
-  test("several nodes: a dead one is left for the next", async () => {
+  test("several nodes: a read goes on to the next when one is dead, and stays there", async () => {
     const dead = `http://127.0.0.1:${freePort()}`;
     await put(w, "/fo/k", "v");
     const multi = await client({ nodes: [dead, s.endpoint] });
+    expect(Object.fromEntries(await multi.getValues(["/fo"]))).toEqual({ "/fo/k": "v" });
+    expect((multi as unknown as { endpoint: string }).endpoint).toBe(s.endpoint);
+    expect(Object.fromEntries(await multi.getValues(["/fo"]))).toEqual({ "/fo/k": "v" });
+  });
+
+  test("several nodes, all dead: the read fails naming the last one tried", async () => {
+    const dead = [`http://127.0.0.1:${freePort()}`, `http://127.0.0.1:${freePort()}`];
+    const multi = await client({ nodes: dead });
     const err = await multi.getValues(["/fo"]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfdError);
-    expect((err as Error).message).toContain(`cannot reach the etcd store at ${dead}`);
-    expect(Object.fromEntries(await multi.getValues(["/fo"]))).toEqual({ "/fo/k": "v" });
+    expect((err as Error).message).toContain(`cannot reach the etcd store at ${dead[1]}`);
   });
 
   test("a watch on a dead node fails after the deadline, then follows the client to the next node", async () => {

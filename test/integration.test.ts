@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { baseEnv, runConfd, CONFD_FIXTURE, tempDir, writeTree } from "./helpers.ts";
+import { baseEnv, freePort, runConfd, CONFD_FIXTURE, tempDir, writeTree } from "./helpers.ts";
 import { Etcd3 } from "etcd3";
 import Redis from "ioredis";
 import { envName } from "../src/backends/env.ts";
@@ -92,13 +92,13 @@ describe(`confd integration fixture, ${engine} templates`, () => {
     expectFixtureOutput(out);
   });
 
-  test("etcd backend (real server; the manykeys resource reads 192 keys)", async () => {
+  test("etcd backend (real server; the manykeys resource reads 192 keys; a dead first node, passed over as confd does)", async () => {
     const server = await startEtcd();
     const client = new Etcd3({ hosts: server.endpoint });
     try {
       for (const [k, v] of Object.entries(data)) await client.put(k).value(v);
       const { dir, out } = confdir("etcd", engine);
-      const r = await runConfd(["-onetime", "-confdir", dir, "-backend", "etcdv3", "-node", server.endpoint, "-config-file", join(dir, "none")], {
+      const r = await runConfd(["-onetime", "-confdir", dir, "-backend", "etcdv3", "-node", `http://127.0.0.1:${freePort()}`, "-node", server.endpoint, "-config-file", join(dir, "none")], {
         env: baseEnv({ HOSTNAME: "localhost" }),
       });
       expect(r.stderr).not.toContain("ERROR");
@@ -110,13 +110,13 @@ describe(`confd integration fixture, ${engine} templates`, () => {
     }
   });
 
-  test("redis backend (real server)", async () => {
+  test("redis backend (real server; a dead first node, passed over as confd does)", async () => {
     const server = await startRedis();
     const client = new Redis({ host: "127.0.0.1", port: server.port });
     try {
       for (const [k, v] of Object.entries(data)) await client.set(k, v);
       const { dir, out } = confdir("redis", engine);
-      const r = await runConfd(["-onetime", "-confdir", dir, "-backend", "redis", "-node", `127.0.0.1:${server.port}`, "-config-file", join(dir, "none")], {
+      const r = await runConfd(["-onetime", "-confdir", dir, "-backend", "redis", "-node", `127.0.0.1:${freePort()}`, "-node", `127.0.0.1:${server.port}`, "-config-file", join(dir, "none")], {
         env: baseEnv({ HOSTNAME: "localhost" }),
       });
       expect(r.stderr).not.toContain("ERROR");

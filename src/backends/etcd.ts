@@ -241,29 +241,16 @@ class EtcdClient implements StoreClient {
 
   async getValues(keys: readonly string[]): Promise<Map<string, string>> {
     const roots = subtrees(keys);
-    const wanted = keyFilter(keys);
-    const values = new Map<string, string>();
-    if (roots.length === 0) return values;
-    await this.call(async (etcd) => {
-      // The first batch fixes the revision that the others read at: together, one snapshot.
-      let revision: string | undefined;
-      for (let i = 0; i < roots.length; i += MAX_TXN_OPS) {
-        const success = roots.slice(i, i + MAX_TXN_OPS).map((key) => {
-          const { start, end } = span(key);
-          return { request_range: { key: start, range_end: end, ...(revision ? { revision } : {}) } };
-        });
-        const res = await etcd.kv.txn({ success });
-        revision ??= res.header.revision;
-        for (const op of res.responses) {
-          for (const kv of op.response_range.kvs) {
-            // Bytes as they are (bytes.ts): a value that is not UTF-8 is copied, not replaced by U+FFFD.
-            const key = decodeBytes(kv.key);
-            if (wanted(key)) values.set(key, decodeBytes(kv.value));
-          }
-        }
+    if (roots.length === 0) return new Map();
+    // A read goes on to the next node at once, as confd's client does, so that -onetime with a dead
+    // first node still renders; each node is tried once.
+    for (let tried = 1; ; tried++) {
+      try {
+        return await this.call((etcd) => readAll(etcd, roots, keyFilter(keys)));
+      } catch (err) {
+        if (!(err instanceof UnreachableError) || tried >= this.endpoints.length) throw err;
       }
-    });
-    return values;
+    }
   }
 
   /** The watch index, for callers, of a revision of the nodes in use. */
@@ -341,8 +328,34 @@ class EtcdClient implements StoreClient {
   }
 }
 
+/** Every key under `roots` that `wanted` keeps, read in one snapshot. */
+async function readAll(etcd: Etcd3, roots: readonly string[], wanted: (key: string) => boolean): Promise<Map<string, string>> {
+  const values = new Map<string, string>();
+  // The first batch fixes the revision that the others read at: together, one snapshot.
+  let revision: string | undefined;
+  for (let i = 0; i < roots.length; i += MAX_TXN_OPS) {
+    const success = roots.slice(i, i + MAX_TXN_OPS).map((key) => {
+      const { start, end } = span(key);
+      return { request_range: { key: start, range_end: end, ...(revision ? { revision } : {}) } };
+    });
+    const res = await etcd.kv.txn({ success });
+    revision ??= res.header.revision;
+    for (const op of res.responses) {
+      for (const kv of op.response_range.kvs) {
+        // Bytes as they are (bytes.ts): a value that is not UTF-8 is copied, not replaced by U+FFFD.
+        const key = decodeBytes(kv.key);
+        if (wanted(key)) values.set(key, decodeBytes(kv.value));
+      }
+    }
+  }
+  return values;
+}
+
+/** A node that cannot be reached, as opposed to one that refused: the next node may answer. */
+class UnreachableError extends ConfdError {}
+
 function unreachable(endpoint: string, reason: string): ConfdError {
-  return new ConfdError(`cannot reach the etcd store at ${endpoint}: ${reason}`);
+  return new UnreachableError(`cannot reach the etcd store at ${endpoint}: ${reason}`);
 }
 
 /**
