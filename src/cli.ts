@@ -41,6 +41,7 @@ const { catalogOf } = await import("./catalog.ts");
 const { checkCatalogSource } = await import("./catalog-scan.ts");
 const { processAll, runInterval } = await import("./processor.ts");
 const { loadResources } = await import("./resource.ts");
+const { applyFleetDefaults } = await import("./fleet.ts");
 
 /** How long a signal waits for syncs in flight before exiting anyway (commands have their own timeouts). */
 const SHUTDOWN_GRACE_MS = 90_000;
@@ -144,6 +145,7 @@ type WorkerJob = { resource: ResourceSpec; worker: ResourceWorker };
 async function prepareJobs(config: Config, catalogAvailable: boolean): Promise<{ jobs: WorkerJob[]; loadFailures: number }> {
   log.debug(`Loading template resources from confdir ${config.confdir}`);
   const loaded = loadResources({ confdir: config.confdir, prefix: config.prefix, defaultEngine: config.templateEngine as Engine });
+  applyFleetDefaults(loaded.resources, config);
   for (const warning of loaded.warnings) log.warning(warning);
   const errors: ConfdError[] = [...loaded.errors];
   const compiled = new Map<string, CompiledTemplate>();

@@ -41,13 +41,18 @@ export async function processAll(client: StoreClient, jobs: readonly Job[]): Pro
   const source = catalogOf(client);
   const round = source && new CatalogRound(source);
   const outcomes = await Promise.allSettled(jobs.map((j, i) => j.worker.sync(perResource[i]!, round?.link())));
+  // Reload groups run their reload once, now that the batch is synced; a failed one fails its members.
+  const groupFailed = jobs.some((j) => j.resource.reloadGroup !== undefined)
+    ? await (await import("./reload-group.ts")).reloadGroups(jobs.map((job, i) => ({ job, outcome: outcomes[i]!.status === "fulfilled" ? outcomes[i]!.value : undefined })))
+    : undefined;
   const result: RunResult = { succeeded: 0, failed: 0 };
   outcomes.forEach((o, i) => {
-    if (o.status === "fulfilled") {
+    const error = o.status === "rejected" ? o.reason : groupFailed?.get(jobs[i]!);
+    if (error === undefined) {
       result.succeeded++;
     } else {
       result.failed++;
-      log.error(describeError(withContext(o.reason, { resource: jobs[i]!.resource.name })));
+      log.error(describeError(withContext(error, { resource: jobs[i]!.resource.name })));
     }
   });
   return result;

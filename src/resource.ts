@@ -8,8 +8,10 @@ import { ConfdError, withContext } from "./errors.ts";
 import { K, type GoTemplateTree } from "./gotemplate-node.ts";
 import { GoTemplateParseError, parseGoTemplate } from "./gotemplate-parse.ts";
 import { parseFormat, parseMaxChange, type RenderFormat } from "./guards.ts";
+import { FLEET_KEYS, readFleetKeys, rejectBadGroups, type FleetSettings } from "./fleet.ts";
 
-export interface ResourceSpec {
+/** Its fleet keys (fleet.ts) are set only when the resource or a global option sets them. */
+export interface ResourceSpec extends FleetSettings {
   /** The conf.d file's path relative to conf.d, without ".toml": how logs and errors name the resource. */
   name: string;
   /** The conf.d file. */
@@ -67,6 +69,7 @@ const KNOWN_KEYS = new Set([
   "src", "dest", "keys", "prefix", "mode", "uid", "gid", "owner", "group",
   "check_cmd", "reload_cmd", "check_timeout", "reload_timeout", "engine",
   "allow_empty", "max_change", "format", "backup", "health_cmd", "health_timeout", "health_retries",
+  ...FLEET_KEYS,
 ]);
 
 export interface LoadedResources {
@@ -103,6 +106,7 @@ export function loadResources(options: LoadOptions): LoadedResources {
     }
   }
   rejectDuplicateDestinations(result);
+  rejectBadGroups(result);
   if (result.resources.length === 0 && result.errors.length === 0) {
     result.warnings.push(`no template resources found in ${confDir}`);
   }
@@ -196,6 +200,7 @@ function readResource(file: string, name: string, options: LoadOptions, warnings
     format: parseFormat(table.format, file),
     backup: bool("backup"),
     health: healthCmd ? { cmd: healthCmd, timeoutMs: healthTimeoutMs, retries } : undefined,
+    ...readFleetKeys(table, file),
   };
 }
 
@@ -251,7 +256,7 @@ export function commandTemplate(text: string, key: "check_cmd" | "reload_cmd" | 
 }
 
 /** The first field name of every .field and $.field in a tree. */
-function fieldsUsed(node: unknown, out: string[] = []): string[] {
+export function fieldsUsed(node: unknown, out: string[] = []): string[] {
   if (Array.isArray(node)) {
     for (const n of node) fieldsUsed(n, out);
   } else if (node !== null && typeof node === "object") {
