@@ -9,8 +9,6 @@ import { ConfdError } from "./errors.ts";
 import { parseWait, type WaitWindow } from "./options.ts";
 import { fieldsUsed, parseDuration, type LoadedResources, type ResourceSpec } from "./resource.ts";
 
-export const FLEET_KEYS = ["wait", "splay", "reload_group", "min_reload_interval"] as const;
-
 export interface FleetSettings {
   /** Quiescence: render when no change came for minMs, at the latest maxMs after the first change. */
   wait?: WaitWindow;

@@ -8,7 +8,7 @@ import { ConfdError, withContext } from "./errors.ts";
 import { K, type GoTemplateTree } from "./gotemplate-node.ts";
 import { GoTemplateParseError, parseGoTemplate } from "./gotemplate-parse.ts";
 import { parseFormat, parseMaxChange, type RenderFormat } from "./guards.ts";
-import { FLEET_KEYS, readFleetKeys, rejectBadGroups, type FleetSettings } from "./fleet.ts";
+import { readFleetKeys, rejectBadGroups, type FleetSettings } from "./fleet.ts";
 
 /** Its fleet keys (fleet.ts) are set only when the resource or a global option sets them. */
 export interface ResourceSpec extends FleetSettings {
@@ -69,7 +69,8 @@ const KNOWN_KEYS = new Set([
   "src", "dest", "keys", "prefix", "mode", "uid", "gid", "owner", "group",
   "check_cmd", "reload_cmd", "check_timeout", "reload_timeout", "engine",
   "allow_empty", "max_change", "format", "backup", "health_cmd", "health_timeout", "health_retries",
-  ...FLEET_KEYS,
+  // fleet.ts reads these.
+  "wait", "splay", "reload_group", "min_reload_interval",
 ]);
 
 export interface LoadedResources {
