@@ -19,6 +19,11 @@ export interface BatchMember {
 
 /** When each group last reloaded (performance.now()), for min_reload_interval. */
 const lastReload = new Map<string, number>();
+/**
+ * Each group's reload in progress (with its wait): in -watch, the next batch can be synced while the last
+ * one's reload runs, and a service is not reloaded twice at once; the next reload starts after it.
+ */
+const running = new Map<string, Promise<unknown>>();
 
 /** Runs the reload of every group changed in the batch; the members that fail with their group's reload, and why. */
 export async function reloadGroups(batch: readonly BatchMember[]): Promise<Map<Job, ConfdError>> {
@@ -32,7 +37,11 @@ export async function reloadGroups(batch: readonly BatchMember[]): Promise<Map<J
     [...groups].map(async ([group, members]) => {
       const changed = members.filter((m) => m.outcome?.changed);
       if (changed.length === 0) return;
-      const error = await reloadGroup(group, members.map((m) => m.job), changed.length);
+      const previous = running.get(group);
+      const run = () => reloadGroup(group, members.map((m) => m.job), changed.length);
+      const reload = previous ? previous.then(run, run) : run();
+      running.set(group, reload);
+      const error = await reload.finally(() => running.get(group) === reload && running.delete(group));
       if (error) for (const m of members) failed.set(m.job, new ConfdError(error.message, { ...error.context, resource: m.job.resource.name, file: m.job.resource.file }));
     }),
   );

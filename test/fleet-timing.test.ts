@@ -229,6 +229,24 @@ describe("reload groups", () => {
     }
   });
 
+  test("-watch: a batch synced while the group reloads waits for that reload before its own", async () => {
+    const p = `/g${++counter}`;
+    await put(`${p}/shared`, "a");
+    const d = confdir(p, group(p, "echo start >> RELOADS; sleep 1; echo end >> RELOADS"));
+    const w = watch(d);
+    try {
+      await w.stderr.waitFor(/Group nginx has been reloaded/);
+      await put(`${p}/shared`, "b");
+      await w.stderr.waitForCount(/Reloading group nginx once/, 2);
+      // The reload for "b" is running (it sleeps): "c" is synced meanwhile, and its reload must not overlap.
+      await put(`${p}/shared`, "c");
+      await w.stderr.waitForCount(/Group nginx has been reloaded/, 3);
+      expect(readFileSync(d.reloads, "utf8")).toBe("start\nend\n".repeat(3));
+    } finally {
+      await w.stop();
+    }
+  });
+
   test("a failed group reload fails every member", async () => {
     const p = `/g${++counter}`;
     await put(`${p}/shared`, "a");
