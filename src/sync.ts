@@ -136,7 +136,8 @@ export async function syncFile(spec: ResourceSpec, content: string, options: Syn
     try {
       // A member of a reload group is reloaded with its group, by the main thread (reload-group.ts).
       if (spec.reloadGroup === undefined) {
-        if (spec.reloadCmd && !options.syncOnly) await waitBeforeReload(spec, info);
+        // Only when splay or min_reload_interval is set: otherwise not even an await.
+        if (spec.reloadCmd && !options.syncOnly && (spec.splayOffsetMs !== undefined || spec.minReloadIntervalMs !== undefined)) await waitBeforeReload(spec, info);
         await reload();
       }
       if (spec.health) await hook("health_cmd", spec.health.cmd, { src: dest, dest }, spec.health.timeoutMs, spec.health.retries);
@@ -156,7 +157,6 @@ const lastReload = new Map<string, number>();
 
 /** The splay and min_reload_interval wait before a reload, said in one line; the reload's time is kept. */
 async function waitBeforeReload(spec: ResourceSpec, info: (message: string) => void): Promise<void> {
-  if (spec.splayOffsetMs === undefined && spec.minReloadIntervalMs === undefined) return;
   const delay = reloadDelay(spec, lastReload.get(spec.dest), performance.now());
   if (delay) {
     info(`Reload of ${spec.dest} delayed ${delay.ms} ms (${delay.why})`);
