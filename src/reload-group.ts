@@ -7,9 +7,8 @@ import { ConfdError } from "./errors.ts";
 import { executeGoTemplate } from "./gotemplate-exec.ts";
 import { log } from "./log.ts";
 import type { Job } from "./processor.ts";
-import { reloadDelay } from "./reload-delay.ts";
+import { reloadDelay, waitBeforeReload } from "./reload-delay.ts";
 import { commandError, type SyncOutcome } from "./sync.ts";
-import { setLongTimeout } from "./timer.ts";
 
 export interface BatchMember {
   job: Job;
@@ -62,7 +61,7 @@ async function reloadGroup(group: string, jobs: readonly Job[], changed: number)
   const delay = reloadDelay(timing, lastReload.get(group), performance.now());
   if (delay) {
     log.info(`Reload of group ${group} delayed ${delay.ms} ms (${delay.why})`);
-    await new Promise<void>((resolve) => setLongTimeout(resolve, delay.ms));
+    if ((await waitBeforeReload(delay.ms)) === "hurried") log.info(`Reload of group ${group} no longer delayed: shutting down`);
   }
   lastReload.set(group, performance.now());
   // A group's command uses no field (rejectBadGroups), so it renders the same for every member.

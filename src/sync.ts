@@ -17,9 +17,8 @@ import { ConfdError, errnoText, withContext } from "./errors.ts";
 import { writeFully } from "./fd.ts";
 import { refuseBadRender } from "./guards.ts";
 import type { LogRecord } from "./log.ts";
-import { reloadDelay } from "./reload-delay.ts";
+import { reloadDelay, waitBeforeReload as waitOrHurry } from "./reload-delay.ts";
 import type { CommandData, CommandTemplate, ResourceSpec } from "./resource.ts";
-import { setLongTimeout } from "./timer.ts";
 
 export interface SyncOptions {
   noop: boolean;
@@ -160,7 +159,7 @@ async function waitBeforeReload(spec: ResourceSpec, info: (message: string) => v
   const delay = reloadDelay(spec, lastReload.get(spec.dest), performance.now());
   if (delay) {
     info(`Reload of ${spec.dest} delayed ${delay.ms} ms (${delay.why})`);
-    await new Promise<void>((resolve) => setLongTimeout(resolve, delay.ms));
+    if ((await waitOrHurry(delay.ms)) === "hurried") info(`Reload of ${spec.dest} no longer delayed: shutting down`);
   }
   lastReload.set(spec.dest, performance.now());
 }

@@ -15,7 +15,7 @@ import type { StoreClient } from "./store.ts";
 import { describeError, withContext } from "./errors.ts";
 import { log } from "./log.ts";
 import type { Job } from "./processor.ts";
-import { splitValues } from "./processor.ts";
+import { hurryAll, splitValues } from "./processor.ts";
 import type { BatchMember } from "./reload-group.ts";
 import { storeKeys } from "./resource.ts";
 import type { SyncOutcome } from "./sync.ts";
@@ -215,6 +215,7 @@ export async function runWatch(client: StoreClient, jobs: readonly Job[], signal
     }
   };
 
+  signal.addEventListener("abort", () => hurryAll(jobs), { once: true });
   const watches = planWatches(jobs);
   // Resources that read no keys (a template of getenv calls, say) have nothing to watch: render them once.
   markDirty(

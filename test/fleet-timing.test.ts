@@ -186,6 +186,20 @@ describe("min_reload_interval", () => {
       await w.stop();
     }
   });
+
+  test("shutdown does not leave a replaced file unreloaded: a delayed reload runs at once", async () => {
+    const p = `/m${++counter}`;
+    await put(`${p}/v`, "0");
+    const d = confdir(p, [{ name: "sd", template: 'v={{getv "/v"}}\n', keys: ["/v"], extra: ['min_reload_interval = "1h"', 'reload_cmd = "echo r >> RELOADS"'] }]);
+    const w = watch(d);
+    await w.updated("sd");
+    await put(`${p}/v`, "1");
+    await w.stderr.waitFor(/Reload of .* delayed \d+ ms \(min_reload_interval 3600s\)/);
+    expect(d.reloadCount()).toBe(1);
+    await w.stop();
+    expect(w.count(/Reload of .* no longer delayed: shutting down/)).toBe(1);
+    expect(d.reloadCount()).toBe(2);
+  });
 });
 
 describe("reload groups", () => {
@@ -245,6 +259,21 @@ describe("reload groups", () => {
     } finally {
       await w.stop();
     }
+  });
+
+  test("shutdown runs a group reload waiting for its min_reload_interval at once", async () => {
+    const p = `/g${++counter}`;
+    await put(`${p}/shared`, "a");
+    const members = group(p).map((m) => ({ ...m, extra: [...m.extra, 'min_reload_interval = "1h"'] }));
+    const d = confdir(p, members);
+    const w = watch(d);
+    await w.stderr.waitFor(/Group nginx has been reloaded/);
+    await put(`${p}/shared`, "b");
+    await w.stderr.waitFor(/Reload of group nginx delayed \d+ ms \(min_reload_interval 3600s\)/);
+    expect(d.reloadCount()).toBe(1);
+    await w.stop();
+    expect(w.count(/Reload of group nginx no longer delayed: shutting down/)).toBe(1);
+    expect(d.reloadCount()).toBe(2);
   });
 
   test("a failed group reload fails every member", async () => {
