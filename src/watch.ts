@@ -74,8 +74,14 @@ export async function runWatch(client: StoreClient, jobs: readonly Job[], signal
   let scheduled = false;
   let retryTimer: ReturnType<typeof setTimeout> | undefined;
 
+  /**
+   * With reload groups only: the watches whose first answer (or first failure) has not come yet. The first
+   * flush waits for all of them, so that a group's members, watched on different prefixes, start in one
+   * batch and the group reloads once at start, not once per prefix.
+   */
+  const starting = new Set<Watch>();
   const schedule = () => {
-    if (scheduled || reading || signal.aborted) return;
+    if (scheduled || reading || signal.aborted || starting.size > 0) return;
     scheduled = true;
     // A microtask later, so that events arriving together are read together.
     queueMicrotask(() => {
@@ -87,12 +93,18 @@ export async function runWatch(client: StoreClient, jobs: readonly Job[], signal
   /** Resources with `wait` whose changes are held: the quiet timer restarts at each change, the max one does not. */
   const held = new Map<Job, { quiet: LongTimeout; max: LongTimeout }>();
   const release = (j: Job, why: string) => {
-    const h = held.get(j);
-    h?.quiet.cancel();
-    h?.max.cancel();
-    held.delete(j);
-    log.debug(`Resource ${j.resource.name}: ${why}; rendering`);
-    dirty.add(j);
+    // A reload group's held members go with it: released one timer at a time, they would sync in
+    // separate flushes, and the group would reload once for each.
+    const group = j.resource.reloadGroup;
+    const together = group === undefined ? [j] : [...held.keys()].filter((k) => k.resource.reloadGroup === group);
+    for (const k of together) {
+      const h = held.get(k)!;
+      h.quiet.cancel();
+      h.max.cancel();
+      held.delete(k);
+      log.debug(`Resource ${k.resource.name}: ${why}; rendering`);
+      dirty.add(k);
+    }
     schedule();
   };
   const hold = (j: Job) => {
@@ -194,6 +206,10 @@ export async function runWatch(client: StoreClient, jobs: readonly Job[], signal
     if (dirty.size > 0) schedule();
   };
 
+  const started = (w: Watch) => {
+    if (starting.delete(w) && starting.size === 0) schedule();
+  };
+
   const watchLoop = async (w: Watch) => {
     let index = 0;
     while (!signal.aborted) {
@@ -204,8 +220,10 @@ export async function runWatch(client: StoreClient, jobs: readonly Job[], signal
         log.debug(since === 0 ? `Watch on ${w.prefix} started at index ${index}` : `Watch on ${w.prefix} woke at index ${index}`);
         health.ok();
         markDirty(w.jobs, since === 0);
+        started(w);
       } catch (err) {
         if (signal.aborted) return;
+        started(w);
         const delay = health.failed(err);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, delay);
@@ -217,6 +235,7 @@ export async function runWatch(client: StoreClient, jobs: readonly Job[], signal
 
   signal.addEventListener("abort", () => hurryAll(jobs), { once: true });
   const watches = planWatches(jobs);
+  if (jobs.some((j) => j.resource.reloadGroup !== undefined)) for (const w of watches) starting.add(w);
   // Resources that read no keys (a template of getenv calls, say) have nothing to watch: render them once.
   markDirty(
     jobs.filter((j) => !watches.some((w) => w.jobs.includes(j))),

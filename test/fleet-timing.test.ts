@@ -261,6 +261,29 @@ describe("reload groups", () => {
     }
   });
 
+  test("-watch with wait: a burst of writes to each member's own key, one render each and one reload", async () => {
+    const p = `/g${++counter}`;
+    const members = [1, 2, 3, 4, 5].map((i) => ({
+      name: `site${i}`,
+      template: `site${i} {{getv "/site${i}" "none"}}\n`,
+      keys: [`/site${i}`],
+      extra: ['reload_group = "web"', 'reload_cmd = "echo r >> RELOADS"', 'wait = "2s:60s"'],
+    }));
+    const d = confdir(p, members);
+    const w = watch(d);
+    try {
+      await w.stderr.waitFor(/Group web has been reloaded/);
+      for (let round = 1; round <= 4; round++) for (let i = 1; i <= 5; i++) await put(`${p}/site${i}`, `r${round}`);
+      await w.stderr.waitForCount(/Group web has been reloaded/, 2);
+      for (let i = 1; i <= 5; i++) expect(readFileSync(d.out(`site${i}`), "utf8")).toBe(`site${i} r4\n`);
+      for (let i = 1; i <= 5; i++) expect(w.count(new RegExp(`Target config ${escape(d.out(`site${i}`))} has been updated`))).toBe(2);
+      expect(w.count(/Reloading group web once for 5 changed resources of 5/)).toBe(2);
+      expect(d.reloadCount()).toBe(2);
+    } finally {
+      await w.stop();
+    }
+  });
+
   test("shutdown runs a group reload waiting for its min_reload_interval at once", async () => {
     const p = `/g${++counter}`;
     await put(`${p}/shared`, "a");
