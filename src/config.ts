@@ -5,7 +5,7 @@ import TOML from "@iarna/toml";
 import { ConfdError, UsageError } from "./errors.ts";
 import type { FlagValues } from "./flags.ts";
 import { parseLogLevel } from "./log.ts";
-import { choiceList, defaults, envNames, invalidValue, OPTIONS, parseGoDuration, parseOptionText, tomlNames, type Config, type OptionSpec } from "./options.ts";
+import { choiceList, defaults, envNames, invalidValue, OPTIONS, parseGoDuration, parseOptionText, parseWait, tomlNames, type Config, type OptionSpec } from "./options.ts";
 
 export interface LoadedConfig {
   config: Config;
@@ -135,6 +135,9 @@ function tomlValue(o: OptionSpec, value: unknown, file: string, key: string): un
       if (ms === undefined) throw fail('a duration like "90s" or "10m"');
       return ms;
     }
+    case "wait":
+      if (typeof value !== "string" || parseWait(value) === undefined) throw fail('a window "min:max" like "2s:10s" (min > 0, max >= min)');
+      return value;
     case "list":
       if (typeof value === "string") return [value];
       if (!Array.isArray(value) || !value.every((v) => typeof v === "string")) throw fail("a list of strings");

@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import { checkCatalogSource } from "./catalog-scan.ts";
 import { compileTemplate } from "./engines.ts";
+import { applyFleetDefaults } from "./fleet.ts";
 import { type ConfdError, withContext } from "./errors.ts";
 import type { Config } from "./options.ts";
 import type { CompiledTemplate } from "./protocol.ts";
@@ -27,6 +28,7 @@ export interface LoadedConfdir {
 /** `catalogAvailable`: whether the store client reads Consul's catalog; a template that calls a catalog function needs it. */
 export async function loadConfdir(config: Config, catalogAvailable: boolean, debug: (message: string) => void = () => {}): Promise<LoadedConfdir> {
   const resources = loadResources({ confdir: config.confdir, prefix: config.prefix, defaultEngine: config.templateEngine as Engine });
+  applyFleetDefaults(resources.resources, config);
   const errors: ConfdError[] = [...resources.errors];
   const compiled = new Map<string, CompiledTemplate>();
   const loaded: LoadedTemplate[] = [];

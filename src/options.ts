@@ -2,8 +2,11 @@
 // spellings it answers to. The flag parser, the environment reader and the config-file reader all
 // derive from this table, so an option cannot exist in one place and be missing from another.
 
-/** "duration" is Go's time.Duration text ("90s", "1h30m"), held as milliseconds. */
-export type OptionType = "string" | "boolean" | "number" | "duration" | "list";
+/**
+ * "duration" is Go's time.Duration text ("90s", "1h30m"), held as milliseconds; "wait" is a quiescence
+ * window, "min:max" or "min" (parseWait), held as its checked text.
+ */
+export type OptionType = "string" | "boolean" | "number" | "duration" | "list" | "wait";
 
 export interface Config {
   backend: string;
@@ -47,6 +50,10 @@ export interface Config {
   color: string;
   /** Milliseconds; 0: workers stay. */
   workerIdle: number;
+  /** Quiescence for every resource without its own (fleet.ts): "min:max", "min", or "" for none. */
+  wait: string;
+  /** Milliseconds; the reload splay window for every resource without its own (fleet.ts). 0: none. */
+  splay: number;
 }
 
 export interface OptionSpec {
@@ -129,6 +136,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: "check confd.toml, every template resource and every template, print one line per problem, and exit: 0 when all is valid, 1 when not. Contacts no store, writes nothing, runs no command",
     cliOnly: true,
   },
+  { flag: "wait", field: "wait", type: "wait", default: "", description: 'after a change, render once no further change came for min, at the latest max after the first ("2s:10s"; "2s" means "2s:8s")' },
+  { flag: "splay", field: "splay", type: "duration", default: 0, description: "delay each reload by a fixed, host-derived share of this window (e.g. 30s), so that a fleet spreads its reloads" },
   { flag: "version", field: "version", type: "boolean", default: false, description: "print version and exit", cliOnly: true },
   { flag: "help", field: "help", type: "boolean", default: false, description: "print this help and exit (also -h)", cliOnly: true },
 ];
@@ -168,6 +177,8 @@ export function parseOptionText(o: OptionSpec, text: string): string | boolean |
       return parseGoInt(text);
     case "duration":
       return parseGoDuration(text);
+    case "wait":
+      return parseWait(text) === undefined ? undefined : text;
   }
 }
 
@@ -202,6 +213,24 @@ export function parseGoDuration(text: string): number | undefined {
     at = re.lastIndex;
   }
   return at > 0 && at === body.length ? total : undefined;
+}
+
+export interface WaitWindow {
+  minMs: number;
+  maxMs: number;
+}
+
+/**
+ * A quiescence window, as consul-template writes it: "min:max" in Go durations, min > 0, max >= min; a
+ * lone "min" means max = 4 × min (consul-template's rule). Undefined when the text is not one.
+ */
+export function parseWait(text: string): WaitWindow | undefined {
+  const parts = text.trim().split(":");
+  if (parts.length > 2) return undefined;
+  const minMs = parseGoDuration(parts[0]!.trim());
+  const maxMs = parts.length === 2 ? parseGoDuration(parts[1]!.trim()) : minMs === undefined ? undefined : 4 * minMs;
+  if (minMs === undefined || maxMs === undefined || minMs <= 0 || maxMs < minMs) return undefined;
+  return { minMs, maxMs };
 }
 
 /** Go's strconv.ParseBool, exactly: "yes" and "on" are not booleans to Go. */

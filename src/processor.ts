@@ -9,6 +9,7 @@ import { ancestors, normalizeKey } from "./keys.ts";
 import type { StoreClient } from "./store.ts";
 import { describeError, withContext } from "./errors.ts";
 import { log } from "./log.ts";
+import { hurryReloads } from "./reload-delay.ts";
 import { setLongTimeout } from "./timer.ts";
 import { storeKeys, type ResourceSpec } from "./resource.ts";
 import type { SyncOutcome } from "./sync.ts";
@@ -16,7 +17,11 @@ import type { SyncOutcome } from "./sync.ts";
 /** A resource and whatever renders and syncs it (its worker thread; a stand-in in tests). */
 export interface Job {
   resource: ResourceSpec;
-  worker: { sync(values: Map<string, string>, catalog?: CatalogLink): Promise<SyncOutcome> };
+  worker: {
+    sync(values: Map<string, string>, catalog?: CatalogLink): Promise<SyncOutcome>;
+    /** Shutdown: a reload waiting for its splay or min_reload_interval runs now. */
+    hurry?(): void;
+  };
 }
 
 export interface RunResult {
@@ -41,13 +46,18 @@ export async function processAll(client: StoreClient, jobs: readonly Job[]): Pro
   const source = catalogOf(client);
   const round = source && new CatalogRound(source);
   const outcomes = await Promise.allSettled(jobs.map((j, i) => j.worker.sync(perResource[i]!, round?.link())));
+  // Reload groups run their reload once, now that the batch is synced; a failed one fails its members.
+  const groupFailed = jobs.some((j) => j.resource.reloadGroup !== undefined)
+    ? await (await import("./reload-group.ts")).reloadGroups(jobs.map((job, i) => ({ job, outcome: outcomes[i]!.status === "fulfilled" ? outcomes[i]!.value : undefined })))
+    : undefined;
   const result: RunResult = { succeeded: 0, failed: 0 };
   outcomes.forEach((o, i) => {
-    if (o.status === "fulfilled") {
+    const error = o.status === "rejected" ? o.reason : groupFailed?.get(jobs[i]!);
+    if (error === undefined) {
       result.succeeded++;
     } else {
       result.failed++;
-      log.error(describeError(withContext(o.reason, { resource: jobs[i]!.resource.name })));
+      log.error(describeError(withContext(error, { resource: jobs[i]!.resource.name })));
     }
   });
   return result;
@@ -80,10 +90,20 @@ export function splitValues(resources: readonly ResourceSpec[], all: ReadonlyMap
 
 /** Runs at once, then every `intervalMs`, until the signal aborts; a run in progress is finished first. */
 export async function runInterval(client: StoreClient, jobs: readonly Job[], intervalMs: number, signal: AbortSignal): Promise<void> {
+  signal.addEventListener("abort", () => hurryAll(jobs), { once: true });
   while (!signal.aborted) {
     await processAll(client, jobs);
     await sleepUnlessAborted(intervalMs, signal);
   }
+}
+
+/**
+ * Shutdown: reloads waiting for their splay or min_reload_interval, in the workers and in this thread
+ * (reload groups), run now, so that no file is left replaced and not reloaded.
+ */
+export function hurryAll(jobs: readonly Job[]): void {
+  hurryReloads();
+  for (const j of jobs) j.worker.hurry?.();
 }
 
 function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {

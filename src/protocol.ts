@@ -49,6 +49,8 @@ export type CatalogAnswers = [string, CatalogAnswer][];
 
 export type ToWorker =
   | { type: "init"; init: WorkerInit }
+  // Shutdown: a reload waiting for its splay or min_reload_interval runs now (reload-delay.ts).
+  | { type: "hurry" }
   | { type: "sync"; id: number; values: [string, string][]; catalog: CatalogAnswers }
   // The answers (or why there are none) to a sync's "catalog" request.
   | { type: "catalog"; id: number; answers: CatalogAnswers }

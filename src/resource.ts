@@ -9,8 +9,10 @@ import { K, type GoTemplateTree } from "./gotemplate-node.ts";
 import { GoTemplateParseError, parseGoTemplate } from "./gotemplate-parse.ts";
 import type { MissingKey } from "./funcs.ts";
 import { parseFormat, parseMaxChange, type RenderFormat } from "./guards.ts";
+import { readFleetKeys, rejectBadGroups, type FleetSettings } from "./fleet.ts";
 
-export interface ResourceSpec {
+/** Its fleet keys (fleet.ts) are set only when the resource or a global option sets them. */
+export interface ResourceSpec extends FleetSettings {
   /** The conf.d file's path relative to conf.d, without ".toml": how logs and errors name the resource. */
   name: string;
   /** The conf.d file. */
@@ -70,6 +72,8 @@ const KNOWN_KEYS = new Set([
   "src", "dest", "keys", "prefix", "mode", "uid", "gid", "owner", "group",
   "check_cmd", "reload_cmd", "check_timeout", "reload_timeout", "engine",
   "allow_empty", "max_change", "format", "backup", "health_cmd", "health_timeout", "health_retries", "missing_key",
+  // fleet.ts reads these.
+  "wait", "splay", "reload_group", "min_reload_interval",
 ]);
 
 export interface LoadedResources {
@@ -106,6 +110,7 @@ export function loadResources(options: LoadOptions): LoadedResources {
     }
   }
   rejectDuplicateDestinations(result);
+  rejectBadGroups(result);
   if (result.resources.length === 0 && result.errors.length === 0) {
     result.warnings.push(`no template resources found in ${confDir}`);
   }
@@ -200,6 +205,7 @@ function readResource(file: string, name: string, options: LoadOptions, warnings
     backup: bool("backup"),
     health: healthCmd ? { cmd: healthCmd, timeoutMs: healthTimeoutMs, retries } : undefined,
     missingKey: parseMissingKey(str("missing_key"), file),
+    ...readFleetKeys(table, file),
   };
 }
 
@@ -261,7 +267,7 @@ export function commandTemplate(text: string, key: "check_cmd" | "reload_cmd" | 
 }
 
 /** The first field name of every .field and $.field in a tree. */
-function fieldsUsed(node: unknown, out: string[] = []): string[] {
+export function fieldsUsed(node: unknown, out: string[] = []): string[] {
   if (Array.isArray(node)) {
     for (const n of node) fieldsUsed(n, out);
   } else if (node !== null && typeof node === "object") {

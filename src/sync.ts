@@ -17,6 +17,7 @@ import { ConfdError, errnoText, withContext } from "./errors.ts";
 import { writeFully } from "./fd.ts";
 import { refuseBadRender } from "./guards.ts";
 import type { LogRecord } from "./log.ts";
+import { reloadDelay, waitBeforeReload as waitOrHurry } from "./reload-delay.ts";
 import type { CommandData, CommandTemplate, ResourceSpec } from "./resource.ts";
 
 export interface SyncOptions {
@@ -132,7 +133,12 @@ export async function syncFile(spec: ResourceSpec, content: string, options: Syn
     keep = false;
 
     try {
-      await reload();
+      // A member of a reload group is reloaded with its group, by the main thread (reload-group.ts).
+      if (spec.reloadGroup === undefined) {
+        // Only when splay or min_reload_interval is set: otherwise not even an await.
+        if (spec.reloadCmd && !options.syncOnly && (spec.splayOffsetMs !== undefined || spec.minReloadIntervalMs !== undefined)) await waitBeforeReload(spec, info);
+        await reload();
+      }
       if (spec.health) await hook("health_cmd", spec.health.cmd, { src: dest, dest }, spec.health.timeoutMs, spec.health.retries);
     } catch (err) {
       if (!previous) throw err;
@@ -143,6 +149,19 @@ export async function syncFile(spec: ResourceSpec, content: string, options: Syn
   } finally {
     if (!keep && staged !== undefined) unlinkSync(staged);
   }
+}
+
+/** When each destination this thread synced was last reloaded (performance.now()), for min_reload_interval. */
+const lastReload = new Map<string, number>();
+
+/** The splay and min_reload_interval wait before a reload, said in one line; the reload's time is kept. */
+async function waitBeforeReload(spec: ResourceSpec, info: (message: string) => void): Promise<void> {
+  const delay = reloadDelay(spec, lastReload.get(spec.dest), performance.now());
+  if (delay) {
+    info(`Reload of ${spec.dest} delayed ${delay.ms} ms (${delay.why})`);
+    if ((await waitOrHurry(delay.ms)) === "hurried") info(`Reload of ${spec.dest} no longer delayed: shutting down`);
+  }
+  lastReload.set(spec.dest, performance.now());
 }
 
 function stat(path: string): FileState | undefined {
@@ -348,7 +367,7 @@ export async function renderCommand(command: CommandTemplate, data: CommandData,
   }
 }
 
-function commandError(which: string, timeoutMs: number, result: CommandResult, spec: ResourceSpec, attempts: number): ConfdError {
+export function commandError(which: string, timeoutMs: number, result: CommandResult, spec: ResourceSpec, attempts: number): ConfdError {
   const why = result.timedOut
     ? `timed out after ${timeoutMs / 1000}s and was killed`
     : result.exitCode !== null

@@ -4,7 +4,9 @@
 // more changes arrive syncs once more afterwards, with the latest values, not once per change. A store
 // that cannot be reached is retried with backoff, with one log line per change of state. Catalog
 // dependencies are watched beside the subtrees (catalog-watch.ts), each marking dirty the resources whose
-// last render read it.
+// last render read it. A resource with `wait` (quiescence, fleet.ts) is marked dirty only once its changes
+// have stopped for the window's min, or its max after the first; its first render is not held. The
+// members of a reload group synced in one flush are reloaded once, after all of them (reload-group.ts).
 import { catalogOf, CatalogUnavailable } from "./catalog.ts";
 import { CatalogRound } from "./catalog-round.ts";
 import { CatalogWatches } from "./catalog-watch.ts";
@@ -13,8 +15,11 @@ import type { StoreClient } from "./store.ts";
 import { describeError, withContext } from "./errors.ts";
 import { log } from "./log.ts";
 import type { Job } from "./processor.ts";
-import { splitValues } from "./processor.ts";
+import { hurryAll, splitValues } from "./processor.ts";
+import type { BatchMember } from "./reload-group.ts";
 import { storeKeys } from "./resource.ts";
+import type { SyncOutcome } from "./sync.ts";
+import { setLongTimeout, type LongTimeout } from "./timer.ts";
 import { backoff, WorkerCrashError } from "./workers.ts";
 
 export interface Watch {
@@ -69,8 +74,14 @@ export async function runWatch(client: StoreClient, jobs: readonly Job[], signal
   let scheduled = false;
   let retryTimer: ReturnType<typeof setTimeout> | undefined;
 
+  /**
+   * With reload groups only: the watches whose first answer (or first failure) has not come yet. The first
+   * flush waits for all of them, so that a group's members, watched on different prefixes, start in one
+   * batch and the group reloads once at start, not once per prefix.
+   */
+  const starting = new Set<Watch>();
   const schedule = () => {
-    if (scheduled || reading || signal.aborted) return;
+    if (scheduled || reading || signal.aborted || starting.size > 0) return;
     scheduled = true;
     // A microtask later, so that events arriving together are read together.
     queueMicrotask(() => {
@@ -79,8 +90,42 @@ export async function runWatch(client: StoreClient, jobs: readonly Job[], signal
     });
   };
 
-  const markDirty = (list: readonly Job[]) => {
-    for (const j of list) dirty.add(j);
+  /** Resources with `wait` whose changes are held: the quiet timer restarts at each change, the max one does not. */
+  const held = new Map<Job, { quiet: LongTimeout; max: LongTimeout }>();
+  const release = (j: Job, why: string) => {
+    // A reload group's held members go with it: released one timer at a time, they would sync in
+    // separate flushes, and the group would reload once for each.
+    const group = j.resource.reloadGroup;
+    const together = group === undefined ? [j] : [...held.keys()].filter((k) => k.resource.reloadGroup === group);
+    for (const k of together) {
+      const h = held.get(k)!;
+      h.quiet.cancel();
+      h.max.cancel();
+      held.delete(k);
+      log.debug(`Resource ${k.resource.name}: ${why}; rendering`);
+      dirty.add(k);
+    }
+    schedule();
+  };
+  const hold = (j: Job) => {
+    const { minMs, maxMs } = j.resource.wait!;
+    const quiet = () => setLongTimeout(() => release(j, `no change for ${minMs / 1000}s`), minMs);
+    const h = held.get(j);
+    if (h) {
+      h.quiet.cancel();
+      h.quiet = quiet();
+      return;
+    }
+    log.debug(`Resource ${j.resource.name} changed; rendering after ${minMs / 1000}s without changes, at the latest in ${maxMs / 1000}s`);
+    held.set(j, { quiet: quiet(), max: setLongTimeout(() => release(j, `still changing after ${maxMs / 1000}s`), maxMs) });
+  };
+
+  /** `first`: the resources' first render, which quiescence does not hold. */
+  const markDirty = (list: readonly Job[], first = false) => {
+    for (const j of list) {
+      if (j.resource.wait === undefined || first) dirty.add(j);
+      else hold(j);
+    }
     schedule();
   };
 
@@ -116,6 +161,7 @@ export async function runWatch(client: StoreClient, jobs: readonly Job[], signal
     );
     // The catalog answers of this flush, each read once; a resource's render reports what it read, to be watched.
     const round = catalog && new CatalogRound(catalog);
+    const members: Promise<BatchMember>[] = [];
     ready.forEach((j, i) => {
       syncing.add(j);
       let readCatalog = false;
@@ -123,8 +169,9 @@ export async function runWatch(client: StoreClient, jobs: readonly Job[], signal
         readCatalog = deps.length > 0;
         catalogWatches!.track(j, deps, round);
       });
-      const done = j.worker
-        .sync(perResource[i]!, link)
+      const synced: Promise<SyncOutcome> = j.worker.sync(perResource[i]!, link);
+      if (j.resource.reloadGroup !== undefined) members.push(synced.then((outcome) => ({ job: j, outcome }), () => ({ job: j, outcome: undefined })));
+      const done = synced
         .then(
           () => {
             if (readCatalog) catalogHealth.ok();
@@ -152,7 +199,15 @@ export async function runWatch(client: StoreClient, jobs: readonly Job[], signal
         });
       inflight.add(done);
     });
+    if (members.length > 0) {
+      const reloaded = reloadBatch(members).finally(() => inflight.delete(reloaded));
+      inflight.add(reloaded);
+    }
     if (dirty.size > 0) schedule();
+  };
+
+  const started = (w: Watch) => {
+    if (starting.delete(w) && starting.size === 0) schedule();
   };
 
   const watchLoop = async (w: Watch) => {
@@ -164,9 +219,11 @@ export async function runWatch(client: StoreClient, jobs: readonly Job[], signal
         // Which watch fired, and when: the trace of what woke a resource (tests read it too).
         log.debug(since === 0 ? `Watch on ${w.prefix} started at index ${index}` : `Watch on ${w.prefix} woke at index ${index}`);
         health.ok();
-        markDirty(w.jobs);
+        markDirty(w.jobs, since === 0);
+        started(w);
       } catch (err) {
         if (signal.aborted) return;
+        started(w);
         const delay = health.failed(err);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, delay);
@@ -176,9 +233,14 @@ export async function runWatch(client: StoreClient, jobs: readonly Job[], signal
     }
   };
 
+  signal.addEventListener("abort", () => hurryAll(jobs), { once: true });
   const watches = planWatches(jobs);
+  if (jobs.some((j) => j.resource.reloadGroup !== undefined)) for (const w of watches) starting.add(w);
   // Resources that read no keys (a template of getenv calls, say) have nothing to watch: render them once.
-  markDirty(jobs.filter((j) => !watches.some((w) => w.jobs.includes(j))));
+  markDirty(
+    jobs.filter((j) => !watches.some((w) => w.jobs.includes(j))),
+    true,
+  );
   log.info(`Watching ${watches.length} prefix${watches.length === 1 ? "" : "es"} for ${jobs.length} resource${jobs.length === 1 ? "" : "s"}`);
   for (const w of watches) log.debug(`Watching ${w.prefix} for ${w.jobs.map((j) => j.resource.name).join(", ")}`);
   await Promise.all(watches.map(watchLoop));
@@ -186,5 +248,13 @@ export async function runWatch(client: StoreClient, jobs: readonly Job[], signal
   if (catalogWatches) await new Promise((resolve) => (signal.aborted ? resolve(undefined) : signal.addEventListener("abort", resolve, { once: true })));
   clearTimeout(retryTimer);
   clearTimeout(catalogRetryTimer);
+  for (const h of held.values()) h.quiet.cancel(), h.max.cancel();
   await Promise.allSettled([...inflight]);
+}
+
+/** The reload of each group with members synced in a flush, once they all are; a failure is logged for each member. */
+async function reloadBatch(members: readonly Promise<BatchMember>[]): Promise<void> {
+  const { reloadGroups } = await import("./reload-group.ts");
+  const failed = await reloadGroups(await Promise.all(members));
+  for (const [job, err] of failed) log.error(describeError(withContext(err, { resource: job.resource.name })));
 }

@@ -8,6 +8,7 @@ import { ConfdError, withContext } from "./errors.ts";
 import { lessJit } from "./jit.ts";
 import { enabled } from "./log.ts";
 import type { CatalogAnswers, CompiledTemplate, FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
+import { hurryReloads } from "./reload-delay.ts";
 import { syncFile } from "./sync.ts";
 import type { Render, RenderOptions } from "./template.ts";
 
@@ -34,6 +35,7 @@ export function serveResource<T extends CompiledTemplate>(engine: T["engine"], i
       else request?.resolve(message.answers);
       return;
     }
+    if (message.type === "hurry") return hurryReloads();
     if (message.type === "init") {
       init = message.init;
       // The main thread picks the entry by this same field; a mismatch is a bug, and crashes the worker.

@@ -217,6 +217,11 @@ export class ResourceWorker {
     worker?.terminate();
   }
 
+  /** Shutdown: a reload waiting for its splay or min_reload_interval runs now (reload-delay.ts). */
+  hurry(): void {
+    this.worker?.postMessage({ type: "hurry" } satisfies ToWorker);
+  }
+
   /** Kills the commands this resource's worker is running, with everything they started; how many. */
   killCommands(): number {
     for (const pid of this.commands) killTree(pid, "SIGKILL");
