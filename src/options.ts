@@ -45,6 +45,8 @@ export interface Config {
   templateEngine: string;
   /** Milliseconds; 0: workers stay. */
   workerIdle: number;
+  /** host:port for /metrics, /healthz, /readyz and /status; empty: no server. */
+  metricsAddr: string;
 }
 
 export interface OptionSpec {
@@ -115,6 +117,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: 0,
     description: "with -watch or an interval, end a resource's worker thread after this long without work (e.g. 10m); the next change starts it again. 0: workers stay",
   },
+  { flag: "metrics-addr", field: "metricsAddr", type: "string", default: "", description: "serve Prometheus /metrics, /healthz, /readyz and /status on this host:port (e.g. 127.0.0.1:9100); empty: none" },
   { flag: "version", field: "version", type: "boolean", default: false, description: "print version and exit", cliOnly: true },
   { flag: "help", field: "help", type: "boolean", default: false, description: "print this help and exit (also -h)", cliOnly: true },
 ];
