@@ -91,6 +91,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 
   const { jobs, loadFailures } = await prepareJobs(config, catalogOf(client) !== undefined);
+  const metrics = config.metricsAddr ? await serveMetrics(config, jobs) : undefined;
+  if (metrics === null) {
+    await Promise.all(jobs.map((j) => j.worker.stop()));
+    await client.close();
+    return 1;
+  }
   const stop = new AbortController();
   const onSignal = (signal: keyof typeof SIGNAL_NUMBERS) => {
     if (stop.signal.aborted) {
@@ -129,6 +135,21 @@ export async function main(argv: readonly string[]): Promise<number> {
   } finally {
     await Promise.all(jobs.map((j) => j.worker.stop()));
     await client.close();
+    await metrics?.stop();
+  }
+}
+
+/** -metrics-addr: the module and its server load only when asked for; null when it cannot listen (said). */
+async function serveMetrics(config: Config, jobs: readonly WorkerJob[]): Promise<{ stop(): Promise<void> } | null> {
+  const { startMetrics } = await import("./metrics.ts");
+  try {
+    const mode = config.onetime ? "onetime" : config.watch ? "watch" : "interval";
+    const server = startMetrics(config.metricsAddr, mode, jobs.map((j) => j.resource.name));
+    log.info(`Serving /metrics, /healthz, /readyz and /status on ${server.address}${config.onetime ? " during this run only (-onetime)" : ""}`);
+    return server;
+  } catch (err) {
+    log.fatal(describeError(withContext(err, {})));
+    return null;
   }
 }
 
