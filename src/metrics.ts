@@ -6,6 +6,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { ConfdError, errnoText } from "./errors.ts";
 import { observe, type Events } from "./events.ts";
+import { log } from "./log.ts";
 import type { SyncStats } from "./protocol.ts";
 import type { SyncOutcome } from "./sync.ts";
 
@@ -40,10 +41,17 @@ export interface MetricsServer {
   stop(): Promise<void>;
 }
 
+/**
+ * Reads the store once (a key the resources read), resolving when it answers and rejecting when it
+ * cannot be reached. /readyz asks it while the store is taken to be down: a store watch that resumes by
+ * itself after an outage (etcd's) says nothing until the next change, and readiness must not wait for one.
+ */
+export type StoreProbe = () => Promise<unknown>;
+
 /** Starts the server and makes it the observer of events; a bad or busy address is the flag's error. */
-export function startMetrics(addr: string, mode: Mode, resources: readonly string[]): MetricsServer {
+export function startMetrics(addr: string, mode: Mode, resources: readonly string[], probe: StoreProbe): MetricsServer {
   const { hostname, port } = parseAddr(addr);
-  const observer = new Observer(mode, resources);
+  const observer = new Observer(mode, resources, probe);
   let server: ReturnType<typeof Bun.serve>;
   try {
     server = Bun.serve({ hostname, port, fetch: (request) => observer.answer(request) });
@@ -69,6 +77,8 @@ class Observer implements Events {
   private readonly states = new Map<string, ResourceState>();
   private storeUp: boolean | undefined;
   private next: Date | undefined;
+  /** The readiness probe in flight, if any: one at a time, however often /readyz is asked. */
+  private probing: Promise<void> | undefined;
 
   private readonly renders: Counter<"resource">;
   private readonly renderErrors: Counter<"resource">;
@@ -85,6 +95,7 @@ class Observer implements Events {
   constructor(
     private readonly mode: Mode,
     resources: readonly string[],
+    private readonly probe: StoreProbe,
   ) {
     const registers = [this.registry];
     this.renders = new Counter({ name: "confd_renders_total", help: "Templates rendered.", labelNames: ["resource"], registers });
@@ -141,15 +152,18 @@ class Observer implements Events {
       this.commands.inc({ resource, command: run.command, result: run.ok ? "ok" : "failed" });
       this.commandSeconds.observe({ resource, command: run.command }, run.seconds);
     }
+    // The trace of a sync counted, after which the endpoints show it (tests wait for it).
     if ("error" in result) {
       state.lastError = result.error;
       this.syncs.inc({ resource, result: "error" });
+      log.debug(`Metrics recorded a failed sync of ${resource}`);
       return;
     }
     state.lastSync = now;
     state.lastError = undefined;
     this.syncs.inc({ resource, result: result.outcome.changed ? "changed" : "unchanged" });
     this.lastSuccess.set({ resource }, now.getTime() / 1000);
+    log.debug(`Metrics recorded a sync of ${resource}`);
   }
 
   workerRestarted(resource: string): void {
@@ -168,6 +182,7 @@ class Observer implements Events {
       case "/healthz":
         return new Response("ok\n");
       case "/readyz": {
+        if (this.storeUp === false) this.probeStore();
         const why = this.notReady();
         return new Response(why === undefined ? "ready\n" : `not ready: ${why}\n`, { status: why === undefined ? 200 : 503 });
       }
@@ -176,6 +191,24 @@ class Observer implements Events {
       default:
         return new Response("not found: try /metrics, /healthz, /readyz or /status\n", { status: 404 });
     }
+  }
+
+  /**
+   * Asks the store in the background; this answer stands on what is known now, so that a probe never
+   * waits out a store's connect deadline (a kubelet gives /readyz one second).
+   */
+  private probeStore(): void {
+    if (this.probing) return;
+    const started = performance.now();
+    this.probing = this.probe().then(
+      () => {
+        this.storeRead((performance.now() - started) / 1000, true);
+        // The trace of the store found again by a probe (tests wait for it).
+        log.debug("Readiness probe: the store answers");
+      },
+      () => this.storeRead((performance.now() - started) / 1000, false),
+    );
+    void this.probing.finally(() => (this.probing = undefined));
   }
 
   /** Why it is not ready, or undefined when it is. */
