@@ -12,7 +12,8 @@ export interface Events {
   storeReachable(up: boolean): void;
   /** A resource's sync ended: with an outcome, or with the error's message (never a value, by errors.ts). */
   synced(resource: string, stats: SyncStats, result: { outcome: SyncOutcome } | { error: string }): void;
-  workerRestarted(resource: string): void;
+  /** Its worker thread died (`why`: the crash's message) and is started again. */
+  workerRestarted(resource: string, why: string): void;
   /** Interval mode: when the next run starts. */
   nextRun(at: Date): void;
 }

@@ -166,8 +166,10 @@ class Observer implements Events {
     log.debug(`Metrics recorded a sync of ${resource}`);
   }
 
-  workerRestarted(resource: string): void {
+  workerRestarted(resource: string, why: string): void {
     this.restarts.inc({ resource });
+    const state = this.states.get(resource);
+    if (state) state.lastError = `worker crashed (${why}); restarted`;
   }
 
   nextRun(at: Date): void {
@@ -206,7 +208,10 @@ class Observer implements Events {
         // The trace of the store found again by a probe (tests wait for it).
         log.debug("Readiness probe: the store answers");
       },
-      () => this.storeRead((performance.now() - started) / 1000, false),
+      () => {
+        this.storeRead((performance.now() - started) / 1000, false);
+        log.debug("Readiness probe: the store does not answer");
+      },
     );
     void this.probing.finally(() => (this.probing = undefined));
   }

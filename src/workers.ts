@@ -240,7 +240,7 @@ export class ResourceWorker {
     for (const p of this.pending.values()) p.reject(error);
     this.pending.clear();
     const delay = backoff(this.failures);
-    events.workerRestarted(this.name);
+    events.workerRestarted(this.name, why);
     this.hooks.log({ level: "error", message: `worker crashed (${why}); restarting in ${Math.round(delay)} ms`, fields: { resource: this.name } });
     // A sync asked for meanwhile waits for the restart instead of starting a worker at once: a worker
     // that crashes on every sync must not be restarted in a tight loop.

@@ -131,11 +131,13 @@ describe("-metrics-addr with -watch and etcd", () => {
       // The store lost mid-run: unready until it is back.
       await etcd.kill();
       await stderr.waitFor(/store connection lost/, stderr.seen.length);
+      let from = stderr.seen.length;
       expect(await readyz(base)).toBe(503);
+      await stderr.waitFor(/Readiness probe: the store does not answer$/, from);
       expect(sample(await scrape(base), "confd_store_reachable")).toBe(0);
       // etcd's watch resumes by itself and says nothing until a change; /readyz asks the store while it is
       // taken to be down, answering from what it knows meanwhile.
-      const from = stderr.seen.length;
+      from = stderr.seen.length;
       await etcd.restart();
       expect(await readyz(base)).toBe(503);
       await stderr.waitFor(/Readiness probe: the store answers$/, from);
@@ -173,6 +175,33 @@ describe("-metrics-addr with -watch and etcd", () => {
       const status = await statusOf(base);
       expect(status.resources.bad!.lastSync).toBeNull();
       expect(status.resources.bad!.lastError).toContain("/bad/missing");
+    } finally {
+      child.kill("SIGTERM");
+      expect(await child.exited).toBe(0);
+    }
+  });
+});
+
+describe("-metrics-addr in interval mode, file backend", () => {
+  test("one run: ready, counted, and /status names the next run", async () => {
+    const { dir, dest } = confdir("interval");
+    const values = join(dir, "values.yaml");
+    writeTree(dir, { "values.yaml": "app:\n  v: \"3\"\n" });
+    const port = freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const child = spawnConfd(["-interval", "3600", "-backend", "file", "-file", values, "-confdir", dir, "-config-file", join(dir, "none"), "-log-level", "debug", "-metrics-addr", `127.0.0.1:${port}`]);
+    const stderr = new Lines(child.stderr);
+    try {
+      await stderr.waitFor(/Metrics recorded a sync of app$/);
+      expect(readFileSync(dest, "utf8")).toBe("v=3\n");
+      expect(await readyz(base)).toBe(200);
+      const m = await scrape(base);
+      expect(sample(m, "confd_syncs_total", { resource: "app", result: "changed" })).toBe(1);
+      expect(sample(m, "confd_store_reachable")).toBe(1);
+      const status = await statusOf(base);
+      expect(status.mode).toBe("interval");
+      // Set as the run ends, a moment after its sync is counted.
+      expect(status.resources.app!.nextAction).toMatch(/^(running|next run at \d{4}-\d\d-\d\dT)/);
     } finally {
       child.kill("SIGTERM");
       expect(await child.exited).toBe(0);
