@@ -54,7 +54,8 @@ export function startMetrics(addr: string, mode: Mode, resources: readonly strin
   const observer = new Observer(mode, resources, probe);
   let server: ReturnType<typeof Bun.serve>;
   try {
-    server = Bun.serve({ hostname, port, fetch: (request) => observer.answer(request) });
+    // development: false, so that an error in a handler never answers with a stack trace.
+    server = Bun.serve({ hostname, port, development: false, fetch: (request) => observer.answer(request) });
   } catch (err) {
     throw new ConfdError(`cannot listen on ${addr}: ${errnoText(err)}`, { flag: "metrics-addr" });
   }
