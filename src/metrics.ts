@@ -3,7 +3,10 @@
 // resource has synced once and the store answered its latest read or watch), /status (JSON per resource:
 // last sync, last error, next action). It observes events.ts; cli.ts imports this module only when the
 // flag is set, so a run without it loads neither prom-client nor a server.
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import Counter from "prom-client/lib/counter.js";
+import Gauge from "prom-client/lib/gauge.js";
+import Histogram from "prom-client/lib/histogram.js";
+import Registry from "prom-client/lib/registry.js";
 import { ConfdError, errnoText } from "./errors.ts";
 import { observe, type Events } from "./events.ts";
 import { log } from "./log.ts";
@@ -124,7 +127,6 @@ class Observer implements Events {
       this.restarts.inc({ resource }, 0);
     }
     this.reconnects.inc(0);
-    collectDefaultMetrics({ register: this.registry, prefix: "confd_" });
   }
 
   storeRead(seconds: number, ok: boolean): void {
