@@ -39,6 +39,7 @@ const { catalogOf } = await import("./catalog.ts");
 const { colorDiff, useColor } = await import("./color.ts");
 const { loadConfdir } = await import("./load.ts");
 const { processAll, runInterval } = await import("./processor.ts");
+const { storeKeys } = await import("./resource.ts");
 
 /** How long a signal waits for syncs in flight before exiting anyway (commands have their own timeouts). */
 const SHUTDOWN_GRACE_MS = 90_000;
@@ -101,6 +102,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 
   const { jobs, loadFailures } = await prepareJobs(config, catalogOf(client) !== undefined);
+  const metrics = config.metricsAddr ? await serveMetrics(config, jobs, client) : undefined;
+  if (metrics === null) {
+    await Promise.all(jobs.map((j) => j.worker.stop()));
+    await client.close();
+    return 1;
+  }
   const stop = new AbortController();
   const onSignal = (signal: keyof typeof SIGNAL_NUMBERS) => {
     if (stop.signal.aborted) {
@@ -139,6 +146,22 @@ export async function main(argv: readonly string[]): Promise<number> {
   } finally {
     await Promise.all(jobs.map((j) => j.worker.stop()));
     await client.close();
+    await metrics?.stop();
+  }
+}
+
+/** -metrics-addr: the module and its server load only when asked for; null when it cannot listen (said). */
+async function serveMetrics(config: Config, jobs: readonly WorkerJob[], client: StoreClient): Promise<{ stop(): Promise<void> } | null> {
+  const { startMetrics } = await import("./metrics.ts");
+  try {
+    const mode = config.onetime ? "onetime" : config.watch ? "watch" : "interval";
+    const probeKey = jobs.flatMap((j) => storeKeys(j.resource))[0];
+    const server = startMetrics(config.metricsAddr, mode, jobs.map((j) => j.resource.name), () => client.getValues(probeKey ? [probeKey] : []));
+    log.info(`Serving /metrics, /healthz, /readyz and /status on ${server.address}${config.onetime ? " during this run only (-onetime)" : ""}`);
+    return server;
+  } catch (err) {
+    log.fatal(describeError(withContext(err, {})));
+    return null;
   }
 }
 

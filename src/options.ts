@@ -54,6 +54,8 @@ export interface Config {
   wait: string;
   /** Milliseconds; the reload splay window for every resource without its own (fleet.ts). 0: none. */
   splay: number;
+  /** host:port for /metrics, /healthz, /readyz and /status; empty: no server. */
+  metricsAddr: string;
 }
 
 export interface OptionSpec {
@@ -138,6 +140,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   { flag: "wait", field: "wait", type: "wait", default: "", description: 'after a change, render once no further change came for min, at the latest max after the first ("2s:10s"; "2s" means "2s:8s")' },
   { flag: "splay", field: "splay", type: "duration", default: 0, description: "delay each reload by a fixed, host-derived share of this window (e.g. 30s), so that a fleet spreads its reloads" },
+  { flag: "metrics-addr", field: "metricsAddr", type: "string", default: "", description: "serve Prometheus /metrics, /healthz, /readyz and /status on this host:port (e.g. 127.0.0.1:9100); empty: none" },
   { flag: "version", field: "version", type: "boolean", default: false, description: "print version and exit", cliOnly: true },
   { flag: "help", field: "help", type: "boolean", default: false, description: "print this help and exit (also -h)", cliOnly: true },
 ];

@@ -8,6 +8,7 @@ import { CatalogRound, type CatalogLink } from "./catalog-round.ts";
 import { ancestors, normalizeKey } from "./keys.ts";
 import type { StoreClient } from "./store.ts";
 import { describeError, withContext } from "./errors.ts";
+import { events } from "./events.ts";
 import { log } from "./log.ts";
 import { hurryReloads } from "./reload-delay.ts";
 import { setLongTimeout } from "./timer.ts";
@@ -34,9 +35,12 @@ export async function processAll(client: StoreClient, jobs: readonly Job[]): Pro
   const keys = [...new Set(jobs.flatMap((j) => storeKeys(j.resource)))];
   log.debug(`Retrieving ${keys.length} keys from the store: ${keys.join(" ")}`);
   let values: Map<string, string>;
+  const started = performance.now();
   try {
     values = await client.getValues(keys);
+    events.storeRead((performance.now() - started) / 1000, true);
   } catch (err) {
+    events.storeRead((performance.now() - started) / 1000, false);
     log.error(`cannot read the store: ${describeError(withContext(err, {}))}`);
     return { succeeded: 0, failed: jobs.length };
   }
@@ -93,6 +97,7 @@ export async function runInterval(client: StoreClient, jobs: readonly Job[], int
   signal.addEventListener("abort", () => hurryAll(jobs), { once: true });
   while (!signal.aborted) {
     await processAll(client, jobs);
+    events.nextRun(new Date(Date.now() + intervalMs));
     await sleepUnlessAborted(intervalMs, signal);
   }
 }

@@ -56,6 +56,20 @@ export type ToWorker =
   | { type: "catalog"; id: number; answers: CatalogAnswers }
   | { type: "catalog"; id: number; error: ErrorData };
 
+/** One run of a resource's check, reload or health command in a sync. */
+export interface CommandRun {
+  command: "check" | "reload" | "health";
+  ok: boolean;
+  seconds: number;
+}
+
+/** How a sync went, for metrics (events.ts): whether the template rendered, and the commands it ran. */
+export interface SyncStats {
+  /** Undefined when the render failed. */
+  renderSeconds?: number;
+  commands: CommandRun[];
+}
+
 export type FromWorker =
   | { type: "ready" }
   | { type: "log"; record: LogRecord }
@@ -64,5 +78,5 @@ export type FromWorker =
   // The render of sync `id` asked for catalog dependencies it was not given.
   | { type: "catalog"; id: number; deps: CatalogDep[] }
   // `used`: the catalog dependencies the last render read, which the main thread watches for the resource.
-  | { type: "done"; id: number; outcome: SyncOutcome; used: CatalogDep[] }
-  | { type: "failed"; id: number; error: ErrorData; used: CatalogDep[] };
+  | { type: "done"; id: number; outcome: SyncOutcome; used: CatalogDep[]; stats: SyncStats }
+  | { type: "failed"; id: number; error: ErrorData; used: CatalogDep[]; stats: SyncStats };

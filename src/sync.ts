@@ -18,6 +18,7 @@ import { writeFully } from "./fd.ts";
 import { refuseBadRender } from "./guards.ts";
 import type { LogRecord } from "./log.ts";
 import { reloadDelay, waitBeforeReload as waitOrHurry } from "./reload-delay.ts";
+import type { CommandRun } from "./protocol.ts";
 import type { CommandData, CommandTemplate, ResourceSpec } from "./resource.ts";
 
 export interface SyncOptions {
@@ -29,6 +30,8 @@ export interface SyncOptions {
   report: (text: string) => void;
   /** Told when a check or reload command starts and ends (runCommand's `running`). */
   commandRunning?: (pid: number, alive: boolean) => void;
+  /** Told when a check, reload or health command ends: whether it succeeded and how long it took. */
+  commandDone?: (run: CommandRun) => void;
   platform?: NodeJS.Platform;
 }
 
@@ -54,6 +57,7 @@ const REJECTED_SUFFIX = ".confd-rejected";
 const HEALTH_RETRY_PAUSE_MS = 1000;
 
 type CommandKey = "check_cmd" | "reload_cmd" | "health_cmd";
+const COMMAND_NAMES = { check_cmd: "check", reload_cmd: "reload", health_cmd: "health" } as const;
 
 /** A file's content and how it is to be written. */
 interface Version {
@@ -111,7 +115,9 @@ export async function syncFile(spec: ResourceSpec, content: string, options: Syn
       const command = await renderCommand(template, data, which, spec);
       for (let attempt = 1; ; attempt++) {
         debug(`Running ${which.slice(0, -4)} command ${command}`);
+        const started = performance.now();
         const result = await runCommand(command, { timeoutMs, platform: options.platform, running: options.commandRunning });
+        options.commandDone?.({ command: COMMAND_NAMES[which], ok: result.ok, seconds: (performance.now() - started) / 1000 });
         if (result.ok) {
           if (result.output) debug(`${which} output: ${result.output.trimEnd()}`);
           return;

@@ -13,6 +13,7 @@ import { CatalogWatches } from "./catalog-watch.ts";
 import { ancestors, normalizeKey, subtrees } from "./keys.ts";
 import type { StoreClient } from "./store.ts";
 import { describeError, withContext } from "./errors.ts";
+import { events } from "./events.ts";
 import { log } from "./log.ts";
 import type { Job } from "./processor.ts";
 import { hurryAll, splitValues } from "./processor.ts";
@@ -51,7 +52,11 @@ const STORE_BACKOFF_CAP_MS = 5_000;
 class StoreHealth {
   private failures = 0;
 
+  /** `observed`: the KV store's own, whose state events.ts reports (not the catalog's beside it). */
+  constructor(private readonly observed = false) {}
+
   failed(err: unknown): number {
+    if (this.observed) events.storeReachable(false);
     this.failures++;
     const delay = backoff(this.failures, STORE_BACKOFF_CAP_MS);
     if (this.failures === 1) log.error(`store connection lost: ${describeError(withContext(err, {}))}; retrying with backoff`);
@@ -60,13 +65,14 @@ class StoreHealth {
   }
 
   ok(): void {
+    if (this.observed) events.storeReachable(true);
     if (this.failures > 0) log.info(`store connection restored after ${this.failures} failed attempt${this.failures === 1 ? "" : "s"}`);
     this.failures = 0;
   }
 }
 
 export async function runWatch(client: StoreClient, jobs: readonly Job[], signal: AbortSignal): Promise<void> {
-  const health = new StoreHealth();
+  const health = new StoreHealth(true);
   const dirty = new Set<Job>();
   const syncing = new Set<Job>();
   const inflight = new Set<Promise<void>>();
@@ -144,10 +150,13 @@ export async function runWatch(client: StoreClient, jobs: readonly Job[], signal
     for (const j of ready) dirty.delete(j);
     reading = true;
     let values: Map<string, string>;
+    const started = performance.now();
     try {
       values = await client.getValues([...new Set(ready.flatMap((j) => storeKeys(j.resource)))]);
+      events.storeRead((performance.now() - started) / 1000, true);
       health.ok();
     } catch (err) {
+      events.storeRead((performance.now() - started) / 1000, false);
       for (const j of ready) dirty.add(j);
       reading = false;
       clearTimeout(retryTimer);

@@ -7,7 +7,7 @@ import { CatalogReads } from "./catalog-values.ts";
 import { ConfdError, withContext } from "./errors.ts";
 import { lessJit } from "./jit.ts";
 import { enabled } from "./log.ts";
-import type { CatalogAnswers, CompiledTemplate, FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
+import type { CatalogAnswers, CompiledTemplate, FromWorker, SyncStats, ToWorker, WorkerInit } from "./protocol.ts";
 import { hurryReloads } from "./reload-delay.ts";
 import { syncFile } from "./sync.ts";
 import type { Render, RenderOptions } from "./template.ts";
@@ -55,8 +55,11 @@ export function serveResource<T extends CompiledTemplate>(engine: T["engine"], i
           post({ type: "catalog", id, deps });
         }),
     );
+    const stats: SyncStats = { commands: [] };
     try {
+      const started = performance.now();
       const content = await render(new Map(message.values), catalog);
+      stats.renderSeconds = (performance.now() - started) / 1000;
       const outcome = await syncFile(resource, content, {
         noop: init.noop,
         syncOnly: init.syncOnly,
@@ -66,11 +69,12 @@ export function serveResource<T extends CompiledTemplate>(engine: T["engine"], i
         },
         report: (text) => post({ type: "report", text }),
         commandRunning: (pid, alive) => post({ type: "command", pid, alive }),
+        commandDone: (run) => stats.commands.push(run),
       });
-      post({ type: "done", id, outcome, used: catalog.used() });
+      post({ type: "done", id, outcome, used: catalog.used(), stats });
     } catch (err) {
       const error = err instanceof ConfdError ? err : withContext(err, { file: resource.file });
-      post({ type: "failed", id, error: { message: error.message, context: { ...error.context, resource: resource.name } }, used: catalog.used() });
+      post({ type: "failed", id, error: { message: error.message, context: { ...error.context, resource: resource.name } }, used: catalog.used(), stats });
     }
   };
 }

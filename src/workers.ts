@@ -6,6 +6,7 @@ import { depKey, describeDep, type CatalogDep } from "./catalog.ts";
 import type { CatalogLink } from "./catalog-round.ts";
 import { killTree } from "./command.ts";
 import { ConfdError, withContext } from "./errors.ts";
+import { events } from "./events.ts";
 import type { LogRecord } from "./log.ts";
 import type { CatalogAnswers, FromWorker, ToWorker, WorkerInit } from "./protocol.ts";
 import type { Engine } from "./resource.ts";
@@ -107,9 +108,12 @@ export class ResourceWorker {
           p?.catalog?.used(m.used);
           if (m.type === "done") {
             this.failures = 0;
+            events.synced(this.name, m.stats, { outcome: m.outcome });
             p?.resolve(m.outcome);
           } else {
-            p?.reject(p.catalogFailure ?? ConfdError.fromData(m.error));
+            const error = p?.catalogFailure ?? ConfdError.fromData(m.error);
+            events.synced(this.name, m.stats, { error: error.message });
+            p?.reject(error);
           }
         }
       };
@@ -241,6 +245,7 @@ export class ResourceWorker {
     for (const p of this.pending.values()) p.reject(error);
     this.pending.clear();
     const delay = backoff(this.failures);
+    events.workerRestarted(this.name, why);
     this.hooks.log({ level: "error", message: `worker crashed (${why}); restarting in ${Math.round(delay)} ms`, fields: { resource: this.name } });
     // A sync asked for meanwhile waits for the restart instead of starting a worker at once: a worker
     // that crashes on every sync must not be restarted in a tight loop.
