@@ -50,19 +50,18 @@ export function loadConfig(flags: FlagValues, env: Readonly<Record<string, strin
   config.configFile = configFile;
   validate(config, fail);
   const given = new Set([...Object.keys(fromFile), ...Object.keys(fromEnv), ...Object.keys(fromFlags)]);
-  warnings.push(...checkApplicable(config, given, fail));
+  warnings.push(...checkApplicable(config, given));
   return { config, warnings, notes };
 }
 
 /**
- * No option is taken and then ignored in silence: one this build cannot honour stops confd here, and one
- * that the chosen backend does not read is named in a warning (confd ignores both without a word).
+ * No option is taken and then ignored in silence: one that the chosen backend does not read is named in a
+ * warning (confd ignores it without a word).
  */
-function checkApplicable(config: Config, given: ReadonlySet<string>, fail: (err: ConfdError) => void): string[] {
+function checkApplicable(config: Config, given: ReadonlySet<string>): string[] {
   const warnings: string[] = [];
   for (const o of OPTIONS) {
     if (!given.has(o.field)) continue;
-    if (o.unsupported) fail(new ConfdError(o.unsupported, { flag: `-${o.flag}` }));
     if (o.backends && !o.backends.includes(config.backend)) {
       warnings.push(`-${o.flag} is read by the ${o.backends.join(", ")} backend${o.backends.length > 1 ? "s" : ""} only; ignored with -backend ${config.backend}`);
     }

@@ -76,8 +76,6 @@ export interface OptionSpec {
   backends?: readonly string[];
   /** The only values a string option takes; any other is refused where it is given (exit 2 for a flag). */
   choices?: readonly string[];
-  /** Why this build cannot honour it: set, it stops confd at start rather than being ignored. */
-  unsupported?: string;
 }
 
 const ETCD = ["etcd", "etcdv3"];
