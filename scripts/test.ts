@@ -23,6 +23,7 @@ const PACKAGES: { provides: string; pkg: string; required: boolean }[] = [
   // The store tests run real servers, started by the tests on spare loopback ports.
   { provides: "etcd", pkg: "etcd-server", required: true },
   { provides: "redis-server", pkg: "redis-server", required: true },
+  { provides: "/usr/share/java/zookeeper.jar", pkg: "zookeeper", required: true },
   // Peak memory of a confd run, where a test bounds it.
   { provides: "/usr/bin/time", pkg: "time", required: true },
   // The linux-arm64 binary's smoke test: qemu-user, and an arm64 C library for it to load.
