@@ -5,7 +5,7 @@ import { ConfdError } from "../errors.ts";
 import type { Config } from "../options.ts";
 import type { StoreClient } from "../store.ts";
 
-export const BACKENDS = ["consul", "env", "etcd", "etcdv3", "file", "redis"] as const;
+export const BACKENDS = ["consul", "env", "etcd", "etcdv3", "file", "redis", "zookeeper"] as const;
 
 export async function createStoreClient(config: Config): Promise<StoreClient> {
   switch (config.backend) {
@@ -16,6 +16,8 @@ export async function createStoreClient(config: Config): Promise<StoreClient> {
       return (await import("./redis.ts")).connect(config);
     case "consul":
       return (await import("./consul.ts")).connect(config);
+    case "zookeeper":
+      return (await import("./zookeeper.ts")).connect(config);
     case "env": {
       const { EnvClient } = await import("./env.ts");
       return new EnvClient(environment());

@@ -1,0 +1,221 @@
+// The zookeeper backend's session (./zookeeper.ts has the key mapping): a node-zookeeper-client client,
+// replaced by a new one when the server expires its session; requests bounded by a deadline, with errors
+// that name the nodes (and a node's path, never its data); walks of a subtree, its nodes read a bounded
+// number at a time, with or without watches on them.
+import { createClient, Exception, type Client, type Watcher, type ZkException } from "node-zookeeper-client";
+import { ConfdError } from "../errors.ts";
+import { log } from "../log.ts";
+
+/** The bound on a request, and on waiting for a connection, before the store counts as unreachable. */
+export const DEADLINE_MS = 5_000;
+/**
+ * Asked of the server, which grants a value within its own bounds (4 s to 40 s by default). The
+ * session, and with it the watches, outlives a server restart or a move to another node within it.
+ */
+const SESSION_TIMEOUT_MS = 10_000;
+/** After every node failed to connect, the library waits up to this long before the next round. */
+const SPIN_DELAY_MS = 1_000;
+/** Nodes read at once (two requests each, pipelined on the one connection) when a subtree is walked. */
+const WALK_CONCURRENCY = 32;
+
+/** What a session tells the feeds on it. */
+export interface SessionListener {
+  connected(): void;
+  disconnected(): void;
+  /** The session is gone, and its watches with it; a new one is being opened. */
+  expired(): void;
+}
+
+/** The handlers a walk registers on every node it reads: one for data watches, one for child watches. */
+export interface Watchers {
+  data: Watcher;
+  children: Watcher;
+}
+
+/** A node as a walk read it. */
+export interface NodeRead {
+  path: string;
+  data: Buffer;
+  children: string[];
+}
+
+interface ReadyWaiter {
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * The session: a node-zookeeper-client client, replaced when the server expires its session, with
+ * requests bounded by the deadline and errors that name the nodes (and a node's path, never its data).
+ */
+export class ZkSession {
+  client: Client;
+  /** Connections made so far: a request's failure from an earlier one is not news. */
+  epoch = 0;
+  private up = false;
+  private closed = false;
+  readonly listeners = new Set<SessionListener>();
+  private readonly waiters = new Set<ReadyWaiter>();
+
+  constructor(private readonly nodes: readonly string[]) {
+    this.client = this.open();
+  }
+
+  private open(): Client {
+    const client = createClient(this.nodes.join(","), { sessionTimeout: SESSION_TIMEOUT_MS, spinDelay: SPIN_DELAY_MS, retries: 0 });
+    // Reports from a client that was replaced (expired) or closed are not ours any more.
+    const current = () => this.client === client && !this.closed;
+    client.on("connected", () => {
+      if (!current()) return;
+      this.up = true;
+      this.epoch++;
+      log.debug(`zookeeper: connected (session timeout ${client.getSessionTimeout()} ms)`);
+      for (const waiter of this.waiters) waiter.resolve();
+      for (const listener of this.listeners) listener.connected();
+    });
+    client.on("disconnected", () => {
+      if (!current() || !this.up) return;
+      this.up = false;
+      log.debug("zookeeper: disconnected; reconnecting");
+      for (const listener of this.listeners) listener.disconnected();
+    });
+    client.on("expired", () => {
+      if (!current()) return;
+      this.up = false;
+      log.debug("zookeeper: the session expired; opening a new one");
+      this.client = this.open();
+      for (const listener of this.listeners) listener.expired();
+    });
+    client.connect();
+    return client;
+  }
+
+  get connected(): boolean {
+    return this.up;
+  }
+
+  unreachable(detail = `no connection within ${DEADLINE_MS / 1000}s`): ConfdError {
+    const where = this.nodes.length === 1 ? `at ${this.nodes[0]}` : `at any of ${this.nodes.join(", ")}`;
+    return new ConfdError(`cannot reach zookeeper ${where}: ${detail}`);
+  }
+
+  /** Resolves once connected; rejects when not within the deadline. */
+  private ready(): Promise<void> {
+    if (this.closed) return Promise.reject(new ConfdError("the zookeeper client is closed"));
+    if (this.up) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const settle = (outcome: () => void) => {
+        clearTimeout(timer);
+        this.waiters.delete(waiter);
+        outcome();
+      };
+      const waiter: ReadyWaiter = { resolve: () => settle(resolve), reject: (err) => settle(() => reject(err)) };
+      const timer = setTimeout(() => waiter.reject(this.unreachable()), DEADLINE_MS);
+      this.waiters.add(waiter);
+    });
+  }
+
+  /**
+   * One request; undefined when the node does not exist. Sent at once when connected, so that requests
+   * made one after the other reach the server in that order (a watch set before a read that follows).
+   */
+  private request<T>(path: string, issue: (client: Client, done: (err: ZkException | null, result: T) => void) => void): Promise<T | undefined> {
+    const send = () =>
+      new Promise<T | undefined>((resolve, reject) => {
+        const timer = setTimeout(() => reject(this.unreachable(`no answer within ${DEADLINE_MS / 1000}s`)), DEADLINE_MS);
+        try {
+          issue(this.client, (err, result) => {
+            clearTimeout(timer);
+            if (!err) resolve(result);
+            else if (err.code === Exception.NO_NODE) resolve(undefined);
+            else reject(this.failure(err, path));
+          });
+        } catch (err) {
+          // The library checks paths before sending (no empty names, no "." or "..").
+          clearTimeout(timer);
+          reject(new ConfdError(`zookeeper cannot read the key "${path}": ${err instanceof Error ? err.message : String(err)}`, { key: path }));
+        }
+      });
+    return this.up ? send() : this.ready().then(send);
+  }
+
+  private failure(err: ZkException, path: string): ConfdError {
+    if (err.code === Exception.CONNECTION_LOSS) return this.unreachable("connection lost");
+    if (err.code === Exception.SESSION_EXPIRED) return this.unreachable("session expired");
+    return new ConfdError(`zookeeper refused to read ${path}: ${err.name}`, { key: path });
+  }
+
+  getData(path: string, watcher?: Watcher): Promise<Buffer | undefined> {
+    // A node without data comes back as null or undefined, which the request keeps for "no node".
+    return this.request<Buffer>(path, (client, done) => client.getData(path, watcher, (err, data) => done(err, data ?? EMPTY)));
+  }
+
+  getChildren(path: string, watcher?: Watcher): Promise<string[] | undefined> {
+    return this.request<string[]>(path, (client, done) => client.getChildren(path, watcher, done));
+  }
+
+  /** Whether the node exists; the watcher fires when it is created, changed or deleted. */
+  async exists(path: string, watcher: Watcher): Promise<boolean> {
+    return (await this.request(path, (client, done) => client.exists(path, watcher, done))) != null;
+  }
+
+  /**
+   * Reads every node of the subtree at `root` (data and children, registering `watchers` on each when
+   * given), WALK_CONCURRENCY nodes at a time, and hands each to `visit`. A node removed meanwhile is
+   * left out with what was below it.
+   */
+  async walk(root: string, watchers: Watchers | undefined, visit: (node: NodeRead) => void): Promise<void> {
+    const limit = limiter(WALK_CONCURRENCY);
+    const read = async (path: string): Promise<void> => {
+      const [data, children] = await limit(() => Promise.all([this.getData(path, watchers?.data), this.getChildren(path, watchers?.children)]));
+      if (data === undefined || children === undefined) return;
+      visit({ path, data, children });
+      await Promise.all(children.map((child) => read(childPath(path, child))));
+    };
+    await read(root);
+  }
+
+  /** Ends the session on the server (its watches go with it), waiting for that up to the deadline. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const waiter of this.waiters) waiter.reject(new ConfdError("the zookeeper client is closed"));
+    const client = this.client;
+    if (!this.up) {
+      client.close();
+      return;
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const gone = new Promise<void>((resolve) => {
+      client.once("disconnected", resolve);
+      timer = setTimeout(resolve, DEADLINE_MS);
+    });
+    client.close();
+    await gone;
+    clearTimeout(timer);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export function childPath(parent: string, child: string): string {
+  return parent === "/" ? `/${child}` : `${parent}/${child}`;
+}
+
+/** Runs at most `max` of the functions given to it at once, the others in turn. */
+function limiter(max: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const queue: (() => void)[] = [];
+  return async (fn) => {
+    if (active < max) active++;
+    else await new Promise<void>((resolve) => queue.push(resolve));
+    try {
+      return await fn();
+    } finally {
+      // The slot goes to the next in line, if any.
+      const next = queue.shift();
+      if (next) next();
+      else active--;
+    }
+  };
+}
