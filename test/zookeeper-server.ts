@@ -37,6 +37,10 @@ export interface ZookeeperServer {
   kill(): Promise<void>;
   /** Stops the server if it runs, then starts it again on the same port with the same data. */
   restart(): Promise<void>;
+  /** SIGSTOP: connections stay open, and nothing answers on them (a hung server, or one cut off). */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
 }
 
 export async function startZookeeper(): Promise<ZookeeperServer> {
@@ -115,6 +119,8 @@ export async function startZookeeper(): Promise<ZookeeperServer> {
       await halt("SIGTERM");
       await launch();
     },
+    pause: () => void (child && process.kill(child.pid, "SIGSTOP")),
+    resume: () => void (child && process.kill(child.pid, "SIGCONT")),
   };
 }
 
@@ -143,21 +149,33 @@ export interface ZkWriter {
   putAll(entries: Iterable<[string, string | Buffer]>): Promise<void>;
   /** Removes the node and everything below it; its parents stay. */
   del(key: string): Promise<void>;
-  close(): void;
 }
 
+/**
+ * Each operation on a session of its own, closed after it: a writer outlives server restarts in the
+ * tests without depending on how the library reconnects (which the code under test must handle, not
+ * the tests' own writes).
+ */
 export function zkWriter(node: string): ZkWriter {
-  const client: Client = createClient(node, { sessionTimeout: SESSION_MAX_MS, spinDelay: 100 });
-  client.connect();
+  const withClient = async (work: (client: Client) => Promise<void>) => {
+    const client = createClient(node, { sessionTimeout: SESSION_MAX_MS, spinDelay: 100 });
+    const connected = new Promise<void>((resolve) => client.once("connected", resolve));
+    client.connect();
+    try {
+      await connected;
+      await work(client);
+    } finally {
+      client.close();
+    }
+  };
   const call = <T>(issue: (done: (err: ZkException | null, result?: T) => void) => void) =>
     new Promise<T | undefined>((resolve, reject) => issue((err, result) => (err ? reject(err) : resolve(result))));
-  const isCode = (err: unknown, code: number) => (err as ZkException).code === code;
 
-  const createOrSet = async (path: string, data: Buffer | null, overwrite: boolean) => {
+  const createOrSet = async (client: Client, path: string, data: Buffer | null, overwrite: boolean) => {
     try {
       await call<string>((done) => client.create(path, data, done));
     } catch (err) {
-      if (!isCode(err, Exception.NODE_EXISTS)) throw err;
+      if ((err as ZkException).code !== Exception.NODE_EXISTS) throw err;
       if (overwrite) await call((done) => client.setData(path, data, -1, done));
     }
   };
@@ -165,21 +183,19 @@ export function zkWriter(node: string): ZkWriter {
     const parts = key.split("/").filter(Boolean);
     return parts.slice(0, -1).map((_, i) => "/" + parts.slice(0, i + 1).join("/"));
   };
-  const putAll = async (entries: Iterable<[string, string | Buffer]>) => {
-    const list = [...entries];
-    const parents = [...new Set(list.flatMap(([key]) => parentsOf(key)))];
-    const depth = (path: string) => path.split("/").length;
-    for (const level of [...new Set(parents.map(depth))].sort((a, b) => a - b)) {
-      await Promise.all(parents.filter((p) => depth(p) === level).map((p) => createOrSet(p, null, false)));
-    }
-    await Promise.all(list.map(([key, value]) => createOrSet(key, Buffer.from(value), true)));
-  };
+  const putAll = (entries: Iterable<[string, string | Buffer]>) =>
+    withClient(async (client) => {
+      const list = [...entries];
+      const parents = [...new Set(list.flatMap(([key]) => parentsOf(key)))];
+      const depth = (path: string) => path.split("/").length;
+      for (const level of [...new Set(parents.map(depth))].sort((a, b) => a - b)) {
+        await Promise.all(parents.filter((p) => depth(p) === level).map((p) => createOrSet(client, p, null, false)));
+      }
+      await Promise.all(list.map(([key, value]) => createOrSet(client, key, Buffer.from(value), true)));
+    });
   return {
     put: (key, value) => putAll([[key, value]]),
     putAll,
-    del: async (key) => {
-      await call((done) => client.removeRecursive(key, -1, done));
-    },
-    close: () => client.close(),
+    del: (key) => withClient(async (client) => void (await call((done) => client.removeRecursive(key, -1, done)))),
   };
 }

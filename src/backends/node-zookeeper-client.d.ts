@@ -2,6 +2,7 @@
 // zookeeper backend and its tests use. Callbacks as the library calls them: an Exception or null first.
 declare module "node-zookeeper-client" {
   import type { EventEmitter } from "node:events";
+  import type { Socket } from "node:net";
 
   /** A ZooKeeper error: `code` is one of Exception's constants, `name` its name ("NO_NODE"). */
   export interface ZkException extends Error {
@@ -39,6 +40,11 @@ declare module "node-zookeeper-client" {
    * (the session is gone: the client is useless from then on).
    */
   export interface Client extends EventEmitter {
+    /**
+     * Internal to the library: its connection (undefined before the first attempt), replaced on each
+     * attempt. Destroying it makes the library connect again, keeping the session and its watches.
+     */
+    readonly connectionManager: { readonly socket?: Socket };
     connect(): void;
     close(): void;
     /** The granted session timeout once connected, in milliseconds. */

@@ -1,7 +1,9 @@
 // The zookeeper backend's session (./zookeeper.ts has the key mapping): a node-zookeeper-client client,
 // replaced by a new one when the server expires its session; requests bounded by a deadline, with errors
 // that name the nodes (and a node's path, never its data); walks of a subtree, its nodes read a bounded
-// number at a time, with or without watches on them.
+// number at a time, with or without watches on them; and a watchdog for connections that stop answering,
+// which the library never notices by itself.
+import type { Socket } from "node:net";
 import { createClient, Exception, type Client, type Watcher, type ZkException } from "node-zookeeper-client";
 import { ConfdError } from "../errors.ts";
 import { log } from "../log.ts";
@@ -17,6 +19,8 @@ const SESSION_TIMEOUT_MS = 10_000;
 const SPIN_DELAY_MS = 1_000;
 /** Nodes read at once (two requests each, pipelined on the one connection) when a subtree is walked. */
 const WALK_CONCURRENCY = 32;
+/** How often the watchdog looks at the connection (see ZkSession.check). */
+const WATCHDOG_MS = 2_500;
 
 /** What a session tells the feeds on it. */
 export interface SessionListener {
@@ -56,9 +60,15 @@ export class ZkSession {
   private closed = false;
   readonly listeners = new Set<SessionListener>();
   private readonly waiters = new Set<ReadyWaiter>();
+  private readonly watchdog: ReturnType<typeof setInterval>;
+  /** The connection attempt the watchdog saw unanswered last time. */
+  private attempt: Socket | undefined;
+  private probing = false;
 
   constructor(private readonly nodes: readonly string[]) {
     this.client = this.open();
+    this.watchdog = setInterval(() => this.check(), WATCHDOG_MS);
+    this.watchdog.unref();
   }
 
   private open(): Client {
@@ -94,9 +104,48 @@ export class ZkSession {
     return this.up;
   }
 
+  /**
+   * node-zookeeper-client waits for a server's answer without a deadline. A server that accepted the
+   * connection but does not answer the session request (one starting up, or stopped) would hold the
+   * attempt forever, and one that stops answering on an open connection (stopped, or cut off without
+   * the connection closing) would hold the session, and the watches, on it. So: an attempt still
+   * unanswered at the watchdog's next look, and a connection on which a probe request gets no answer
+   * within the deadline while feeds depend on it, are dropped; the library then connects again, to the
+   * next node, and keeps the session and its watches if the server still has them.
+   */
+  private check(): void {
+    const socket = this.client.connectionManager.socket;
+    if (!this.up) {
+      // Only once connected: before that, the library times out the TCP connection itself.
+      if (socket && socket === this.attempt && !socket.connecting && !socket.destroyed) {
+        log.debug(`zookeeper: no answer from ${socket.remoteAddress}:${socket.remotePort} to the session request; connecting again`);
+        socket.destroy();
+      }
+      this.attempt = socket;
+      return;
+    }
+    this.attempt = undefined;
+    if (this.probing || this.listeners.size === 0) return;
+    this.probing = true;
+    this.exists("/").then(
+      () => (this.probing = false),
+      () => {
+        this.probing = false;
+        // No answer in time on the same, still open, connection (a lost connection is the library's to handle).
+        if (!this.up || this.client.connectionManager.socket !== socket || !socket || socket.destroyed) return;
+        log.debug(`zookeeper: no answer from ${socket.remoteAddress}:${socket.remotePort} within ${DEADLINE_MS / 1000}s; connecting again`);
+        socket.destroy();
+      },
+    );
+  }
+
+  /** "at host:port", or "at any of ..." with several nodes. */
+  get where(): string {
+    return this.nodes.length === 1 ? `at ${this.nodes[0]}` : `at any of ${this.nodes.join(", ")}`;
+  }
+
   unreachable(detail = `no connection within ${DEADLINE_MS / 1000}s`): ConfdError {
-    const where = this.nodes.length === 1 ? `at ${this.nodes[0]}` : `at any of ${this.nodes.join(", ")}`;
-    return new ConfdError(`cannot reach zookeeper ${where}: ${detail}`);
+    return new ConfdError(`cannot reach zookeeper ${this.where}: ${detail}`);
   }
 
   /** Resolves once connected; rejects when not within the deadline. */
@@ -155,7 +204,7 @@ export class ZkSession {
   }
 
   /** Whether the node exists; the watcher fires when it is created, changed or deleted. */
-  async exists(path: string, watcher: Watcher): Promise<boolean> {
+  async exists(path: string, watcher?: Watcher): Promise<boolean> {
     return (await this.request(path, (client, done) => client.exists(path, watcher, done))) != null;
   }
 
@@ -179,6 +228,7 @@ export class ZkSession {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.watchdog);
     for (const waiter of this.waiters) waiter.reject(new ConfdError("the zookeeper client is closed"));
     const client = this.client;
     if (!this.up) {

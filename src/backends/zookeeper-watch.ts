@@ -52,7 +52,7 @@ export class ZkFeed implements Feed, SessionListener {
   }
 
   expired(): void {
-    if (!this.cancelled) this.events.failed(new ConfdError(`${this.session.unreachable("the session expired").message}; watching again on a new session`));
+    if (!this.cancelled) this.events.failed(new ConfdError(`the zookeeper session ${this.session.where} expired, and its watches with it; watching again on a new session`));
   }
 
   async cancel(): Promise<void> {
