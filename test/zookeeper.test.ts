@@ -156,6 +156,10 @@ describe("watches in process", () => {
     const next = c.watchPrefix("/w1", index, never);
     await writer.put("/w1/k", "2");
     expect(await next).toBe(index + 1);
+    // confd's "/app/*" names the same subtree.
+    const again = c.watchPrefix("/w1/*", index + 1, never);
+    await writer.put("/w1/k", "3");
+    expect(await again).toBe(index + 2);
   });
 
   test("a new child, a change below it, and a delete each resolve the watch once", async () => {
@@ -350,6 +354,32 @@ describe("nodes", () => {
     const errors = r.stderr.split("\n").filter((l) => / (ERROR|FATAL) /.test(l));
     expect(errors).toHaveLength(1);
     expect(errors[0]).toContain(`cannot reach zookeeper at ${dead}`);
+  });
+
+  test("a server that answers garbage: exit 1, one error line naming the node, no stack trace", async () => {
+    const answers = [Buffer.from("HTTP/1.1 400 Bad Request\r\n\r\n"), Buffer.from([0, 0, 0, 4, 1, 2, 3, 4])];
+    const servers = answers.map((answer) => Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { open: (socket) => void socket.write(answer), data() {} } }));
+    try {
+      const dir = join(tmp.path, "garbage");
+      writeTree(dir, {
+        "conf.d/a.toml": `[template]\nsrc = "a.tmpl"\ndest = ${JSON.stringify(join(dir, "a.out"))}\nkeys = ["/a"]\n`,
+        "templates/a.tmpl": '{{getv "/a/b"}}\n',
+      });
+      const runs = await Promise.all(
+        servers.map((s) => runConfd(["-onetime", "-confdir", dir, "-backend", "zookeeper", "-node", `127.0.0.1:${s.port}`, "-config-file", join(dir, "none")])),
+      );
+      for (const [i, r] of runs.entries()) {
+        expect(r.code).toBe(1);
+        const lines = r.stderr.trim().split("\n");
+        const errors = lines.filter((l) => / (ERROR|FATAL) /.test(l));
+        expect(errors).toHaveLength(1);
+        expect(errors[0]).toContain(`cannot reach zookeeper at 127.0.0.1:${servers[i]!.port}`);
+        // Every line is a log line: nothing thrown past the backend.
+        expect(lines.every((l) => / confd\[\d+\]: [A-Z]+ /.test(l))).toBe(true);
+      }
+    } finally {
+      for (const s of servers) s.stop(true);
+    }
   });
 
   test("a bad -node is refused at start, naming the flag and the value", async () => {

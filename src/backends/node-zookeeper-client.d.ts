@@ -40,11 +40,8 @@ declare module "node-zookeeper-client" {
    * (the session is gone: the client is useless from then on).
    */
   export interface Client extends EventEmitter {
-    /**
-     * Internal to the library: its connection (undefined before the first attempt), replaced on each
-     * attempt. Destroying it makes the library connect again, keeping the session and its watches.
-     */
-    readonly connectionManager: { readonly socket?: Socket };
+    /** Internal to the library; see ConnectionManager. */
+    readonly connectionManager: ConnectionManager;
     connect(): void;
     close(): void;
     /** The granted session timeout once connected, in milliseconds. */
@@ -57,6 +54,17 @@ declare module "node-zookeeper-client" {
     setData(path: string, data: Buffer | null, version: number, callback: Done<Stat>): void;
     remove(path: string, version: number, callback: (error: ZkException | null) => void): void;
     removeRecursive(path: string, version: number, callback: (error: ZkException | null) => void): void;
+  }
+
+  /** The library's connection handling (lib/ConnectionManager.js), not part of its documented API. */
+  export interface ConnectionManager {
+    /** The connection (undefined before the first attempt), replaced on each attempt. Destroying it makes the library connect again, keeping the session and its watches. */
+    readonly socket?: Socket;
+    /** The start of a packet whose end has not arrived yet. */
+    pendingBuffer: Buffer | null;
+    /** Bound to the socket's "data" and "close" events when a connection is made. */
+    onSocketData(buffer: Buffer): void;
+    onSocketClosed(hadError: boolean): void;
   }
 
   export function createClient(connectionString: string, options?: ClientOptions): Client;

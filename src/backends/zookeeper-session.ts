@@ -58,6 +58,8 @@ export class ZkSession {
   epoch = 0;
   private up = false;
   private closed = false;
+  /** Why the last connection was dropped here: what callers are told if none comes up in time. */
+  private problem: string | undefined;
   readonly listeners = new Set<SessionListener>();
   private readonly waiters = new Set<ReadyWaiter>();
   private readonly watchdog: ReturnType<typeof setInterval>;
@@ -75,9 +77,11 @@ export class ZkSession {
     const client = createClient(this.nodes.join(","), { sessionTimeout: SESSION_TIMEOUT_MS, spinDelay: SPIN_DELAY_MS, retries: 0 });
     // Reports from a client that was replaced (expired) or closed are not ours any more.
     const current = () => this.client === client && !this.closed;
+    this.harden(client);
     client.on("connected", () => {
       if (!current()) return;
       this.up = true;
+      this.problem = undefined;
       this.epoch++;
       log.debug(`zookeeper: connected (session timeout ${client.getSessionTimeout()} ms)`);
       for (const waiter of this.waiters) waiter.resolve();
@@ -100,6 +104,35 @@ export class ZkSession {
     return client;
   }
 
+  /**
+   * Two holes in node-zookeeper-client, mended on this client only: an answer that is not ZooKeeper's
+   * protocol throws out of its socket handler (an uncaught exception, which would end confd), and a
+   * partial packet left when a connection ends is taken as the start of the next connection's data.
+   */
+  private harden(client: Client): void {
+    const manager = client.connectionManager;
+    const onData = manager.onSocketData;
+    const onClosed = manager.onSocketClosed;
+    manager.onSocketData = (buffer) => {
+      try {
+        onData.call(manager, buffer);
+      } catch {
+        if (manager.socket) this.drop(manager.socket, `the answer from ${address(manager.socket)} is not ZooKeeper's protocol`);
+      }
+    };
+    manager.onSocketClosed = (hadError) => {
+      manager.pendingBuffer = null;
+      onClosed.call(manager, hadError);
+    };
+  }
+
+  /** Ends a connection; the library connects again, to the next node. */
+  private drop(socket: Socket, problem: string): void {
+    this.problem = problem;
+    log.debug(`zookeeper: ${problem}; connecting again`);
+    socket.destroy();
+  }
+
   get connected(): boolean {
     return this.up;
   }
@@ -118,8 +151,7 @@ export class ZkSession {
     if (!this.up) {
       // Only once connected: before that, the library times out the TCP connection itself.
       if (socket && socket === this.attempt && !socket.connecting && !socket.destroyed) {
-        log.debug(`zookeeper: no answer from ${socket.remoteAddress}:${socket.remotePort} to the session request; connecting again`);
-        socket.destroy();
+        this.drop(socket, `no answer from ${address(socket)} to the session request`);
       }
       this.attempt = socket;
       return;
@@ -133,8 +165,7 @@ export class ZkSession {
         this.probing = false;
         // No answer in time on the same, still open, connection (a lost connection is the library's to handle).
         if (!this.up || this.client.connectionManager.socket !== socket || !socket || socket.destroyed) return;
-        log.debug(`zookeeper: no answer from ${socket.remoteAddress}:${socket.remotePort} within ${DEADLINE_MS / 1000}s; connecting again`);
-        socket.destroy();
+        this.drop(socket, `no answer from ${address(socket)} within ${DEADLINE_MS / 1000}s`);
       },
     );
   }
@@ -144,7 +175,7 @@ export class ZkSession {
     return this.nodes.length === 1 ? `at ${this.nodes[0]}` : `at any of ${this.nodes.join(", ")}`;
   }
 
-  unreachable(detail = `no connection within ${DEADLINE_MS / 1000}s`): ConfdError {
+  unreachable(detail = this.problem ?? `no connection within ${DEADLINE_MS / 1000}s`): ConfdError {
     return new ConfdError(`cannot reach zookeeper ${this.where}: ${detail}`);
   }
 
@@ -247,6 +278,10 @@ export class ZkSession {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+function address(socket: Socket): string {
+  return `${socket.remoteAddress}:${socket.remotePort}`;
+}
 
 export function childPath(parent: string, child: string): string {
   return parent === "/" ? `/${child}` : `${parent}/${child}`;

@@ -41,6 +41,11 @@ export function parseNode(text: string): string {
   return `${m[1]}:${port}`;
 }
 
+/** A key as a path: confd's templates may still name a subtree "/app/*". */
+function subtreeOf(key: string): string {
+  return normalizeKey(key.replace(/\/\*$/, ""));
+}
+
 /** The key rule (see the top of this file): a leaf, or a node that holds data. */
 export function isKey(node: NodeRead): boolean {
   return node.children.length === 0 || node.data.length > 0;
@@ -62,8 +67,7 @@ class ZookeeperClient implements StoreClient {
 
   async getValues(keys: readonly string[]): Promise<Map<string, string>> {
     if (this.closed) throw new ConfdError("the zookeeper client is closed");
-    // confd's templates may still name a subtree "/app/*".
-    const roots = subtrees(keys.map((k) => normalizeKey(k.replace(/\/\*$/, ""))));
+    const roots = subtrees(keys.map(subtreeOf));
     const values = new Map<string, string>();
     await Promise.all(
       roots.map((root) =>
@@ -77,7 +81,7 @@ class ZookeeperClient implements StoreClient {
   }
 
   watchPrefix(prefix: string, waitIndex: number, signal: AbortSignal): Promise<number> {
-    return this.watches.wait(prefix, waitIndex, signal);
+    return this.watches.wait(subtreeOf(prefix), waitIndex, signal);
   }
 
   async close(): Promise<void> {
