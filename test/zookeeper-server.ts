@@ -2,9 +2,9 @@
 // per call, in the foreground on a spare loopback port, with its own config and data directory, stopped
 // by PID. Its log (slf4j-simple, to stderr) is read as it comes, so tests can wait for what the server
 // says (a session expiring, say). Data survives restart(): ZooKeeper writes its transaction log with
-// fsync before it answers. zkWriter() writes keys as confd's integration suite does: every parent a
+// fsync before it answers; restart({ wipe: true }) starts it with none, as a rebuilt ensemble. zkWriter() writes keys as confd's integration suite does: every parent a
 // node without data, the value on the leaf.
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createClient, Exception, type Client, type ZkException } from "node-zookeeper-client";
 import { freePort, Lines, tempDir } from "./helpers.ts";
@@ -35,8 +35,8 @@ export interface ZookeeperServer {
   stop(): Promise<void>;
   /** SIGKILL, wait for the exit; the data directory stays for restart(). */
   kill(): Promise<void>;
-  /** Stops the server if it runs, then starts it again on the same port with the same data. */
-  restart(): Promise<void>;
+  /** Stops the server if it runs, then starts it again on the same port with the same data (`wipe`: with none). */
+  restart(options?: { wipe?: boolean }): Promise<void>;
   /** SIGSTOP: connections stay open, and nothing answers on them (a hung server, or one cut off). */
   pause(): void;
   /** SIGCONT after pause(). */
@@ -115,8 +115,9 @@ export async function startZookeeper(): Promise<ZookeeperServer> {
       dir.cleanup();
     },
     kill: () => halt("SIGKILL"),
-    async restart() {
+    async restart(options = {}) {
       await halt("SIGTERM");
+      if (options.wipe) rmSync(join(dir.path, "data"), { recursive: true, force: true });
       await launch();
     },
     pause: () => void (child && process.kill(child.pid, "SIGSTOP")),

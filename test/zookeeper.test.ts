@@ -282,6 +282,26 @@ describe("confd -watch", () => {
     }
   });
 
+  test("server restarted with its data lost: confd gives up the session the server refuses, and renders what the new server holds", async () => {
+    await writer.put("/e5/v", "before");
+    const w = watchSetup([{ name: "r", template: '{{getv "/e5/v"}}\n', keys: ["/e5"] }]);
+    try {
+      await w.updated("r");
+      await server.kill();
+      await w.stderr.waitFor(/store connection lost/);
+      // The new server's history is behind what confd has seen: it refuses confd's session for ever.
+      await server.restart({ wipe: true });
+      await writer.put("/e5/v", "rebuilt");
+      await w.updated("r", 2);
+      expect(w.out("r")).toBe("rebuilt\n");
+      await w.stderr.waitFor(/store connection restored/);
+      expect(w.count("store connection lost")).toBe(1);
+      expect(w.count("store connection restored")).toBe(1);
+    } finally {
+      await w.stop();
+    }
+  });
+
   test("a server that stops answering, its connections open: confd drops the connection, reports the loss, and recovers when it answers again", async () => {
     await writer.put("/e4/v", "before");
     const w = watchSetup([{ name: "r", template: '{{getv "/e4/v"}}\n', keys: ["/e4"] }]);

@@ -1,5 +1,5 @@
 // The zookeeper backend's session (./zookeeper.ts has the key mapping): a node-zookeeper-client client,
-// replaced by a new one when the server expires its session; requests bounded by a deadline, with errors
+// replaced by a new one when the server expires its session or none can be had; requests bounded by a deadline, with errors
 // that name the nodes (and a node's path, never its data); walks of a subtree, its nodes read a bounded
 // number at a time, with or without watches on them; and a watchdog for connections that stop answering,
 // which the library never notices by itself.
@@ -66,6 +66,10 @@ export class ZkSession {
   /** The connection attempt the watchdog saw unanswered last time. */
   private attempt: Socket | undefined;
   private probing = false;
+  /** When the session last lost its connection (or started without one). */
+  private downSince = performance.now();
+  /** Clients given up (expired, abandoned, or closed before connecting): they must not connect again. */
+  private readonly retired = new WeakSet<Client>();
 
   constructor(private readonly nodes: readonly string[]) {
     this.client = this.open();
@@ -90,30 +94,47 @@ export class ZkSession {
     client.on("disconnected", () => {
       if (!current() || !this.up) return;
       this.up = false;
+      this.downSince = performance.now();
       log.debug("zookeeper: disconnected; reconnecting");
       for (const listener of this.listeners) listener.disconnected();
     });
     client.on("expired", () => {
-      if (!current()) return;
-      this.up = false;
-      log.debug("zookeeper: the session expired; opening a new one");
-      this.client = this.open();
-      for (const listener of this.listeners) listener.expired();
+      if (current()) this.replace("the session expired");
     });
     client.connect();
     return client;
   }
 
+  /** A new client, with a new session: the old one's watches are gone, and the feeds start over. */
+  private replace(why: string): void {
+    log.debug(`zookeeper: ${why}; opening a new session`);
+    this.retire(this.client);
+    this.up = false;
+    this.downSince = performance.now();
+    this.client = this.open();
+    for (const listener of this.listeners) listener.expired();
+  }
+
+  private retire(client: Client): void {
+    this.retired.add(client);
+    client.connectionManager.socket?.destroy();
+  }
+
   /**
-   * Two holes in node-zookeeper-client, mended on this client only: an answer that is not ZooKeeper's
-   * protocol throws out of its socket handler (an uncaught exception, which would end confd), and a
-   * partial packet left when a connection ends is taken as the start of the next connection's data.
+   * Holes in node-zookeeper-client, mended on this client only: an answer that is not ZooKeeper's
+   * protocol throws out of its socket handler (an uncaught exception, which would end confd); a partial
+   * packet left when a connection ends is taken as the start of the next connection's data; and
+   * close() does not stop an attempt it scheduled, so a retired client is kept from connecting here.
    */
   private harden(client: Client): void {
     const manager = client.connectionManager;
     const onData = manager.onSocketData;
     const onClosed = manager.onSocketClosed;
     manager.onSocketData = (buffer) => {
+      if (this.retired.has(client)) {
+        manager.socket?.destroy();
+        return;
+      }
       try {
         onData.call(manager, buffer);
       } catch {
@@ -122,7 +143,7 @@ export class ZkSession {
     };
     manager.onSocketClosed = (hadError) => {
       manager.pendingBuffer = null;
-      onClosed.call(manager, hadError);
+      if (!this.retired.has(client)) onClosed.call(manager, hadError);
     };
   }
 
@@ -148,6 +169,12 @@ export class ZkSession {
    */
   private check(): void {
     const socket = this.client.connectionManager.socket;
+    // Without a connection for longer than the session lasts, the session is over, or the server will
+    // not have it (one that lost its data refuses a client that has seen later changes, for ever).
+    if (!this.up && performance.now() - this.downSince > this.client.getSessionTimeout()) {
+      this.replace(`no session for ${Math.round((performance.now() - this.downSince) / 1000)}s`);
+      return;
+    }
     if (!this.up) {
       // Only once connected: before that, the library times out the TCP connection itself.
       if (socket && socket === this.attempt && !socket.connecting && !socket.destroyed) {
@@ -263,7 +290,7 @@ export class ZkSession {
     for (const waiter of this.waiters) waiter.reject(new ConfdError("the zookeeper client is closed"));
     const client = this.client;
     if (!this.up) {
-      client.close();
+      this.retire(client);
       return;
     }
     let timer: ReturnType<typeof setTimeout> | undefined;

@@ -2,7 +2,8 @@
 // JavaScript, so it needs nothing beside the compiled binary), and watches made of ZooKeeper's one-shot
 // node watches (./zookeeper-watch.ts). One session (./zookeeper-session.ts) for reads and watches; the
 // library reconnects it, going over the -node list, and re-registers its watches on the new connection.
-// A session the server expired is replaced by a new one, whose watches start over.
+// A session the server expired, or one left without a connection for longer than it lasts, is replaced
+// by a new one, whose watches start over.
 //
 // Keys, as confd maps them: the subtree of a key is walked through its children, and a node without
 // children is a key whose value is its data (empty data: an empty value). A node with children is a
