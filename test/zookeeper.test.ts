@@ -347,7 +347,7 @@ describe("confd -watch", () => {
       await w.stderr.waitFor(/store connection restored/);
       const lost = w.stderr.seen.filter((l) => l.includes("store connection lost"));
       expect(lost).toHaveLength(1);
-      expect(lost[0]).toContain(`the zookeeper session at ${server.node} expired`);
+      expect(lost[0]).toContain(`zookeeper at ${server.node}: the session expired`);
       expect(w.count("store connection restored")).toBe(1);
       // One watch, woken once: the one re-read.
       expect(w.count("Watch on /e3 woke at index")).toBe(1);

@@ -1,8 +1,7 @@
 // The zookeeper backend's session (./zookeeper.ts has the key mapping): a node-zookeeper-client client,
-// replaced by a new one when the server expires its session or none can be had; requests bounded by a deadline, with errors
-// that name the nodes (and a node's path, never its data); walks of a subtree, its nodes read a bounded
-// number at a time, with or without watches on them; and a watchdog for connections that stop answering,
-// which the library never notices by itself.
+// replaced by a new one when the server expires its session or none can be had; requests bounded by a
+// deadline, with errors that name the nodes (and a node's path, never its data); and a watchdog for
+// connections that stop answering, which the library never notices by itself.
 import type { Socket } from "node:net";
 import { createClient, Exception, type Client, type Watcher, type ZkException } from "node-zookeeper-client";
 import { ConfdError } from "../errors.ts";
@@ -17,8 +16,6 @@ export const DEADLINE_MS = 5_000;
 const SESSION_TIMEOUT_MS = 10_000;
 /** After every node failed to connect, the library waits up to this long before the next round. */
 const SPIN_DELAY_MS = 1_000;
-/** Nodes read at once (two requests each, pipelined on the one connection) when a subtree is walked. */
-const WALK_CONCURRENCY = 32;
 /** How often the watchdog looks at the connection (see ZkSession.check). */
 const WATCHDOG_MS = 2_500;
 
@@ -26,21 +23,8 @@ const WATCHDOG_MS = 2_500;
 export interface SessionListener {
   connected(): void;
   disconnected(): void;
-  /** The session is gone, and its watches with it; a new one is being opened. */
-  expired(): void;
-}
-
-/** The handlers a walk registers on every node it reads: one for data watches, one for child watches. */
-export interface Watchers {
-  data: Watcher;
-  children: Watcher;
-}
-
-/** A node as a walk read it. */
-export interface NodeRead {
-  path: string;
-  data: Buffer;
-  children: string[];
+  /** The session is gone (`why`), and its watches with it; a new one is being opened. */
+  expired(why: string): void;
 }
 
 interface ReadyWaiter {
@@ -49,8 +33,8 @@ interface ReadyWaiter {
 }
 
 /**
- * The session: a node-zookeeper-client client, replaced when the server expires its session, with
- * requests bounded by the deadline and errors that name the nodes (and a node's path, never its data).
+ * The session: a node-zookeeper-client client, replaced when its session is over, with requests
+ * bounded by the deadline and errors that name the nodes (and a node's path, never its data).
  */
 export class ZkSession {
   client: Client;
@@ -112,7 +96,7 @@ export class ZkSession {
     this.up = false;
     this.downSince = performance.now();
     this.client = this.open();
-    for (const listener of this.listeners) listener.expired();
+    for (const listener of this.listeners) listener.expired(why);
   }
 
   private retire(client: Client): void {
@@ -266,22 +250,6 @@ export class ZkSession {
     return (await this.request(path, (client, done) => client.exists(path, watcher, done))) != null;
   }
 
-  /**
-   * Reads every node of the subtree at `root` (data and children, registering `watchers` on each when
-   * given), WALK_CONCURRENCY nodes at a time, and hands each to `visit`. A node removed meanwhile is
-   * left out with what was below it.
-   */
-  async walk(root: string, watchers: Watchers | undefined, visit: (node: NodeRead) => void): Promise<void> {
-    const limit = limiter(WALK_CONCURRENCY);
-    const read = async (path: string): Promise<void> => {
-      const [data, children] = await limit(() => Promise.all([this.getData(path, watchers?.data), this.getChildren(path, watchers?.children)]));
-      if (data === undefined || children === undefined) return;
-      visit({ path, data, children });
-      await Promise.all(children.map((child) => read(childPath(path, child))));
-    };
-    await read(root);
-  }
-
   /** Ends the session on the server (its watches go with it), waiting for that up to the deadline. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -308,26 +276,4 @@ const EMPTY = Buffer.alloc(0);
 
 function address(socket: Socket): string {
   return `${socket.remoteAddress}:${socket.remotePort}`;
-}
-
-export function childPath(parent: string, child: string): string {
-  return parent === "/" ? `/${child}` : `${parent}/${child}`;
-}
-
-/** Runs at most `max` of the functions given to it at once, the others in turn. */
-function limiter(max: number): <T>(fn: () => Promise<T>) => Promise<T> {
-  let active = 0;
-  const queue: (() => void)[] = [];
-  return async (fn) => {
-    if (active < max) active++;
-    else await new Promise<void>((resolve) => queue.push(resolve));
-    try {
-      return await fn();
-    } finally {
-      // The slot goes to the next in line, if any.
-      const next = queue.shift();
-      if (next) next();
-      else active--;
-    }
-  };
 }

@@ -12,7 +12,8 @@
 import { Event, type ZkEvent } from "node-zookeeper-client";
 import { ConfdError } from "../errors.ts";
 import type { Feed, FeedEvents } from "../watch-core.ts";
-import { childPath, type SessionListener, type Watchers, type ZkSession } from "./zookeeper-session.ts";
+import type { SessionListener, ZkSession } from "./zookeeper-session.ts";
+import { childPath, walk, type Watchers } from "./zookeeper-walk.ts";
 
 export class ZkFeed implements Feed, SessionListener {
   /** The nodes of the subtree this feed has set watches on (those it knows of). */
@@ -51,8 +52,8 @@ export class ZkFeed implements Feed, SessionListener {
     if (!this.cancelled) this.events.disconnected(this.unreachable);
   }
 
-  expired(): void {
-    if (!this.cancelled) this.events.failed(new ConfdError(`the zookeeper session ${this.session.where} expired, and its watches with it; watching again on a new session`));
+  expired(why: string): void {
+    if (!this.cancelled) this.events.failed(new ConfdError(`zookeeper ${this.session.where}: ${why}, and the watches with it; watching again on a new session`));
   }
 
   async cancel(): Promise<void> {
@@ -90,7 +91,7 @@ export class ZkFeed implements Feed, SessionListener {
   /** Sets watches on every node of the subtree at `path`; false when that node does not exist. */
   private async armTree(path: string): Promise<boolean> {
     let found = false;
-    await this.session.walk(path, this.watchers, (node) => {
+    await walk(this.session, path, this.watchers, (node) => {
       if (node.path === path) found = true;
       this.known.add(node.path);
     });

@@ -1,9 +1,9 @@
 // The zookeeper backend: confd's reads of a ZooKeeper tree, through node-zookeeper-client (pure
 // JavaScript, so it needs nothing beside the compiled binary), and watches made of ZooKeeper's one-shot
-// node watches (./zookeeper-watch.ts). One session (./zookeeper-session.ts) for reads and watches; the
-// library reconnects it, going over the -node list, and re-registers its watches on the new connection.
-// A session the server expired, or one left without a connection for longer than it lasts, is replaced
-// by a new one, whose watches start over.
+// node watches (./zookeeper-watch.ts), both walking subtrees (./zookeeper-walk.ts). One session
+// (./zookeeper-session.ts) for reads and watches; the library reconnects it, going over the -node list,
+// and re-registers its watches on the new connection. A session the server expired, or one left
+// without a connection for longer than it lasts, is replaced by a new one, whose watches start over.
 //
 // Keys, as confd maps them: the subtree of a key is walked through its children, and a node without
 // children is a key whose value is its data (empty data: an empty value). A node with children is a
@@ -17,7 +17,8 @@ import { normalizeKey, subtrees } from "../keys.ts";
 import type { Config } from "../options.ts";
 import type { StoreClient } from "../store.ts";
 import { SharedWatches } from "../watch-core.ts";
-import { DEADLINE_MS, ZkSession, type NodeRead } from "./zookeeper-session.ts";
+import { DEADLINE_MS, ZkSession } from "./zookeeper-session.ts";
+import { walk, type NodeRead } from "./zookeeper-walk.ts";
 import { ZkFeed } from "./zookeeper-watch.ts";
 
 const DEFAULT_NODE = "127.0.0.1:2181";
@@ -72,7 +73,7 @@ class ZookeeperClient implements StoreClient {
     const values = new Map<string, string>();
     await Promise.all(
       roots.map((root) =>
-        this.session.walk(root, undefined, (node) => {
+        walk(this.session, root, undefined, (node) => {
           // Bytes as they are (bytes.ts): a value that is not UTF-8 is copied, not replaced by U+FFFD.
           if (isKey(node)) values.set(node.path, decodeBytes(node.data));
         }),
