@@ -49,7 +49,8 @@ export class ZkSession {
   private readonly watchdog: ReturnType<typeof setInterval>;
   /** The connection attempt the watchdog saw unanswered last time. */
   private attempt: Socket | undefined;
-  private probing = false;
+  /** When the server last sent anything on the current connection. */
+  private lastHeard = 0;
   /** When the session last lost its connection (or started without one). */
   private downSince = performance.now();
   /** Clients given up (expired, abandoned, or closed before connecting): they must not connect again. */
@@ -70,6 +71,7 @@ export class ZkSession {
       if (!current()) return;
       this.up = true;
       this.problem = undefined;
+      this.lastHeard = performance.now();
       this.epoch++;
       log.debug(`zookeeper: connected (session timeout ${client.getSessionTimeout()} ms)`);
       for (const waiter of this.waiters) waiter.resolve();
@@ -119,6 +121,7 @@ export class ZkSession {
         manager.socket?.destroy();
         return;
       }
+      this.lastHeard = performance.now();
       try {
         onData.call(manager, buffer);
       } catch {
@@ -145,17 +148,19 @@ export class ZkSession {
   /**
    * node-zookeeper-client waits for a server's answer without a deadline. A server that accepted the
    * connection but does not answer the session request (one starting up, or stopped) would hold the
-   * attempt forever, and one that stops answering on an open connection (stopped, or cut off without
-   * the connection closing) would hold the session, and the watches, on it. So: an attempt still
-   * unanswered at the watchdog's next look, and a connection on which a probe request gets no answer
-   * within the deadline while feeds depend on it, are dropped; the library then connects again, to the
-   * next node, and keeps the session and its watches if the server still has them.
+   * attempt for ever, and one that stops answering on an open connection (stopped, or cut off without
+   * the connection closing) would hold the session, and the watches, on it. So, as ZooKeeper's own
+   * client does: an attempt still unanswered at the watchdog's next look is dropped, and so is a
+   * connection silent for two thirds of the session timeout (the library pings after a third of it
+   * without traffic, so a ping went unanswered). The library then connects again, to the next node,
+   * keeping the session and its watches if the server still has them.
    */
   private check(): void {
     const socket = this.client.connectionManager.socket;
+    const timeout = this.client.getSessionTimeout();
     // Without a connection for longer than the session lasts, the session is over, or the server will
     // not have it (one that lost its data refuses a client that has seen later changes, for ever).
-    if (!this.up && performance.now() - this.downSince > this.client.getSessionTimeout()) {
+    if (!this.up && performance.now() - this.downSince > timeout) {
       this.replace(`no session for ${Math.round((performance.now() - this.downSince) / 1000)}s`);
       return;
     }
@@ -168,17 +173,8 @@ export class ZkSession {
       return;
     }
     this.attempt = undefined;
-    if (this.probing || this.listeners.size === 0) return;
-    this.probing = true;
-    this.exists("/").then(
-      () => (this.probing = false),
-      () => {
-        this.probing = false;
-        // No answer in time on the same, still open, connection (a lost connection is the library's to handle).
-        if (!this.up || this.client.connectionManager.socket !== socket || !socket || socket.destroyed) return;
-        this.drop(socket, `no answer from ${address(socket)} within ${DEADLINE_MS / 1000}s`);
-      },
-    );
+    const silence = performance.now() - this.lastHeard;
+    if (socket && !socket.destroyed && silence > (timeout * 2) / 3) this.drop(socket, `nothing from ${address(socket)} for ${Math.round(silence / 1000)}s`);
   }
 
   /** "at host:port", or "at any of ..." with several nodes. */
