@@ -159,11 +159,8 @@ export interface ZkWriter {
  */
 export function zkWriter(node: string): ZkWriter {
   const withClient = async (work: (client: Client) => Promise<void>) => {
-    const client = createClient(node, { sessionTimeout: SESSION_MAX_MS, spinDelay: 100 });
-    const connected = new Promise<void>((resolve) => client.once("connected", resolve));
-    client.connect();
+    const client = await session(node);
     try {
-      await connected;
       await work(client);
     } finally {
       client.close();
@@ -199,4 +196,25 @@ export function zkWriter(node: string): ZkWriter {
     putAll,
     del: (key) => withClient(async (client) => void (await call((done) => client.removeRecursive(key, -1, done)))),
   };
+}
+
+/** Tries for a session this long before trying again on a new connection (the library never gives up on one). */
+const SESSION_ATTEMPT_MS = 5_000;
+const SESSION_ATTEMPTS = 3;
+
+/** A connected client, or an error saying that none could be had. */
+async function session(node: string): Promise<Client> {
+  for (let attempt = 1; ; attempt++) {
+    const client = createClient(node, { sessionTimeout: SESSION_MAX_MS, spinDelay: 100 });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const connected = await new Promise<boolean>((resolve) => {
+      client.once("connected", () => resolve(true));
+      timer = setTimeout(() => resolve(false), SESSION_ATTEMPT_MS);
+      client.connect();
+    });
+    clearTimeout(timer);
+    if (connected) return client;
+    client.close();
+    if (attempt === SESSION_ATTEMPTS) throw new Error(`no zookeeper session with ${node} after ${SESSION_ATTEMPTS} attempts of ${SESSION_ATTEMPT_MS} ms`);
+  }
 }

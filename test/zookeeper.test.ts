@@ -333,10 +333,12 @@ describe("confd -watch", () => {
     const w = watchSetup([{ name: "r", template: '{{getv "/e3/v"}} {{getv "/e3/other"}}\n', keys: ["/e3"] }]);
     try {
       await w.updated("r");
+      // confd's session, as its debug log names it (other tests leave sessions to expire too).
+      const session = /zookeeper: connected \(session (0x[0-9a-f]+),/.exec(w.stderr.seen.find((l) => l.includes("zookeeper: connected"))!)![1]!;
       const from = server.log.seen.length;
       process.kill(w.child.pid, "SIGSTOP");
       try {
-        await server.log.waitFor(/Expiring session 0x[0-9a-f]+, timeout of \d+ms exceeded/, from);
+        await server.log.waitFor(new RegExp(`Expiring session ${session}, timeout of \\d+ms exceeded`), from);
         // The session and its watches are gone: no notification of this change is sent to anyone.
         await writer.put("/e3/v", "during");
       } finally {

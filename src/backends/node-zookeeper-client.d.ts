@@ -44,6 +44,8 @@ declare module "node-zookeeper-client" {
     readonly connectionManager: ConnectionManager;
     connect(): void;
     close(): void;
+    /** The session's id once connected (8 bytes). */
+    getSessionId(): Buffer;
     /** The granted session timeout once connected, in milliseconds. */
     getSessionTimeout(): number;
     getData(path: string, watcher: Watcher | undefined, callback: (error: ZkException | null, data: Buffer | null | undefined, stat: Stat) => void): void;

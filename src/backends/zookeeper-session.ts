@@ -73,7 +73,7 @@ export class ZkSession {
       this.problem = undefined;
       this.lastHeard = performance.now();
       this.epoch++;
-      log.debug(`zookeeper: connected (session timeout ${client.getSessionTimeout()} ms)`);
+      log.debug(`zookeeper: connected (session 0x${sessionId(client)}, timeout ${client.getSessionTimeout()} ms)`);
       for (const waiter of this.waiters) waiter.resolve();
       for (const listener of this.listeners) listener.connected();
     });
@@ -269,6 +269,11 @@ export class ZkSession {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** As ZooKeeper's log writes it: hexadecimal, without leading zeros. The password is what is secret. */
+function sessionId(client: Client): string {
+  return client.getSessionId().toString("hex").replace(/^0+(?=.)/, "");
+}
 
 function address(socket: Socket): string {
   return `${socket.remoteAddress}:${socket.remotePort}`;
