@@ -37,7 +37,7 @@ interface ReadyWaiter {
  * bounded by the deadline and errors that name the nodes (and a node's path, never its data).
  */
 export class ZkSession {
-  client: Client;
+  private client: Client;
   /** Connections made so far: a request's failure from an earlier one is not news. */
   epoch = 0;
   private up = false;

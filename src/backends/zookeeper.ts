@@ -32,7 +32,7 @@ export async function connect(config: Config): Promise<StoreClient> {
 const NODE = /^([A-Za-z0-9_.-]+)(?::(\d{1,5}))?$/;
 
 /** "host:port", or "host" for port 2181, as confd's zookeeper client takes them. */
-export function parseNode(text: string): string {
+function parseNode(text: string): string {
   const m = NODE.exec(text.trim());
   const port = m?.[2] === undefined ? DEFAULT_PORT : Number(m[2]);
   if (!m || port < 1 || port > 65535) {
@@ -49,7 +49,7 @@ function subtreeOf(key: string): string {
 }
 
 /** The key rule (see the top of this file): a leaf, or a node that holds data. */
-export function isKey(node: NodeRead): boolean {
+function isKey(node: NodeRead): boolean {
   return node.children.length === 0 || node.data.length > 0;
 }
 
