@@ -21,11 +21,11 @@ export interface NodeRead {
 }
 
 /**
- * Reads every node of the subtree at `root` (data and children, registering `watchers` on each when
- * given), WALK_CONCURRENCY nodes at a time, and hands each to `visit`. A node removed meanwhile is
- * left out with what was below it.
+ * Reads every node of the subtrees at `roots` (data and children, registering `watchers` on each when
+ * given), WALK_CONCURRENCY nodes at a time in all, and hands each to `visit`. A node removed meanwhile
+ * is left out with what was below it.
  */
-export async function walk(session: ZkSession, root: string, watchers: Watchers | undefined, visit: (node: NodeRead) => void): Promise<void> {
+export async function walk(session: ZkSession, roots: readonly string[], watchers: Watchers | undefined, visit: (node: NodeRead) => void): Promise<void> {
   const limit = limiter(WALK_CONCURRENCY);
   const read = async (path: string): Promise<void> => {
     const [data, children] = await limit(() => Promise.all([session.getData(path, watchers?.data), session.getChildren(path, watchers?.children)]));
@@ -33,7 +33,7 @@ export async function walk(session: ZkSession, root: string, watchers: Watchers 
     visit({ path, data, children });
     await Promise.all(children.map((child) => read(childPath(path, child))));
   };
-  await read(root);
+  await Promise.all(roots.map(read));
 }
 
 export function childPath(parent: string, child: string): string {

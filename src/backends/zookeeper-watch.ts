@@ -91,7 +91,7 @@ export class ZkFeed implements Feed, SessionListener {
   /** Sets watches on every node of the subtree at `path`; false when that node does not exist. */
   private async armTree(path: string): Promise<boolean> {
     let found = false;
-    await walk(this.session, path, this.watchers, (node) => {
+    await walk(this.session, [path], this.watchers, (node) => {
       if (node.path === path) found = true;
       this.known.add(node.path);
     });

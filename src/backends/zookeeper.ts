@@ -71,14 +71,10 @@ class ZookeeperClient implements StoreClient {
     if (this.closed) throw new ConfdError("the zookeeper client is closed");
     const roots = subtrees(keys.map(subtreeOf));
     const values = new Map<string, string>();
-    await Promise.all(
-      roots.map((root) =>
-        walk(this.session, root, undefined, (node) => {
-          // Bytes as they are (bytes.ts): a value that is not UTF-8 is copied, not replaced by U+FFFD.
-          if (isKey(node)) values.set(node.path, decodeBytes(node.data));
-        }),
-      ),
-    );
+    await walk(this.session, roots, undefined, (node) => {
+      // Bytes as they are (bytes.ts): a value that is not UTF-8 is copied, not replaced by U+FFFD.
+      if (isKey(node)) values.set(node.path, decodeBytes(node.data));
+    });
     return values;
   }
 
