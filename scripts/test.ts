@@ -25,6 +25,8 @@ const PACKAGES: { provides: string; pkg: string; required: boolean }[] = [
   { provides: "redis-server", pkg: "redis-server", required: true },
   // SRV discovery: a real DNS server, started by the tests on a spare loopback address.
   { provides: "/usr/sbin/dnsmasq", pkg: "dnsmasq", required: true },
+  // ZooKeeper, started by the tests on a spare loopback port.
+  { provides: "/usr/share/java/zookeeper.jar", pkg: "zookeeper", required: true },
   // Peak memory of a confd run, where a test bounds it.
   { provides: "/usr/bin/time", pkg: "time", required: true },
   // The linux-arm64 binary's smoke test: qemu-user, and an arm64 C library for it to load.

@@ -79,13 +79,15 @@ export interface OptionSpec {
 }
 
 const ETCD = ["etcd", "etcdv3"];
-const NETWORKED = [...ETCD, "consul", "redis", "vault"];
+const NETWORKED = [...ETCD, "consul", "redis", "vault", "zookeeper"];
+/** The networked backends that take credentials (zookeeper's takes none, as confd's). */
+const CREDENTIALED = [...ETCD, "consul", "redis", "vault"];
 const VAULT_ONLY = ["vault"];
 /** The stores whose nodes SRV records can name (src/srv.ts). */
 const SRV_STORES: readonly string[] = [...NETWORKED, "zookeeper", "vault"];
 
 export const OPTIONS: readonly OptionSpec[] = [
-  { flag: "backend", field: "backend", type: "string", default: "etcd", description: "backend to use (etcd, etcdv3, consul, redis, vault, dynamodb, ssm, file, env)" },
+  { flag: "backend", field: "backend", type: "string", default: "etcd", description: "backend to use (etcd, etcdv3, consul, redis, zookeeper, vault, dynamodb, ssm, file, env)" },
   { flag: "node", field: "nodes", type: "list", default: [], description: "backend node, host:port or URL (repeatable)", tomlAliases: ["nodes", "backend_nodes"], backends: NETWORKED },
   { flag: "confdir", field: "confdir", type: "string", default: "/etc/confd", description: "confd conf directory (conf.d/ and templates/)" },
   { flag: "config-file", field: "configFile", type: "string", default: "/etc/confd/confd.toml", description: "the confd config file", cliOnly: true },
@@ -102,12 +104,12 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: "srv-domain", field: "srvDomain", type: "string", default: "", description: "the domain whose SRV record _<backend>._tcp.<domain> lists the backend nodes", backends: SRV_STORES },
   { flag: "srv-record", field: "srvRecord", type: "string", default: "", description: "the SRV record to search for backend nodes, e.g. _etcd-client._tcp.example.com (wins over -srv-domain and -node)", backends: SRV_STORES },
   { flag: "client-cert", field: "clientCert", type: "string", default: "", description: "the client cert", backends: [...ETCD, "consul", "vault"] },
-  { flag: "client-key", field: "clientKey", type: "string", default: "", description: "the client key", backends: NETWORKED },
+  { flag: "client-key", field: "clientKey", type: "string", default: "", description: "the client key", backends: CREDENTIALED },
   { flag: "client-ca-keys", field: "clientCaKeys", type: "string", default: "", description: "client ca keys", tomlAliases: ["client_cakeys", "client-cakeys"], envAliases: ["CONFD_CLIENT_CAKEYS"], backends: [...ETCD, "consul", "vault"] },
   { flag: "client-insecure", field: "clientInsecure", type: "boolean", default: false, description: "allow connections to TLS servers without verifying their certificates", backends: [...ETCD, "consul", "vault"] },
   { flag: "basic-auth", field: "basicAuth", type: "boolean", default: false, description: "use basic auth to authenticate (consul and etcd)", backends: [...ETCD, "consul"] },
   { flag: "username", field: "username", type: "string", default: "", description: "the username to authenticate as (vault and etcd)", backends: [...ETCD, "consul", "vault"] },
-  { flag: "password", field: "password", type: "string", default: "", description: "the password to authenticate with (vault and etcd)", secret: true, backends: NETWORKED },
+  { flag: "password", field: "password", type: "string", default: "", description: "the password to authenticate with (vault and etcd)", secret: true, backends: CREDENTIALED },
   { flag: "auth-token", field: "authToken", type: "string", default: "", description: "auth bearer token to use", secret: true, backends: ["consul", "vault"] },
   { flag: "auth-type", field: "authType", type: "string", default: "", description: "vault auth backend type to use", backends: VAULT_ONLY },
   { flag: "app-id", field: "appId", type: "string", default: "", description: "vault app-id (auth-type app-id)", backends: VAULT_ONLY },

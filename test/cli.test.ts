@@ -265,7 +265,7 @@ describe("start-up: the main thread loads only what the run needs", () => {
     return ["-onetime", "-backend", "env", "-confdir", dir, "-config-file", join(dir, "none"), "-log-level", "error"];
   }
 
-  const BACKEND_LIBRARIES = ["etcd3", "@grpc/grpc-js", "protobufjs", "ioredis", "consul", "@aws-sdk/client-dynamodb", "@aws-sdk/client-ssm", "@smithy/core"];
+  const BACKEND_LIBRARIES = ["etcd3", "@grpc/grpc-js", "protobufjs", "ioredis", "consul", "@aws-sdk/client-dynamodb", "@aws-sdk/client-ssm", "@smithy/core", "node-zookeeper-client"];
   // The function library runs in the workers; the compilers need only its names (func-names.ts).
   const WORKER_ONLY = ["src/funcs.ts", "src/gotime.ts", "src/template.ts", "src/sync.ts"];
 

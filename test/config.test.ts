@@ -134,7 +134,7 @@ describe("precedence: flag > environment > confd.toml > default", () => {
     expect(config.confdir).toBe("/etc/confd");
     expect(warnings).toEqual([
       `${file}: unknown key "mystery" ignored`,
-      "-node is read by the etcd, etcdv3, consul, redis, vault backends only; ignored with -backend file",
+      "-node is read by the etcd, etcdv3, consul, redis, vault, zookeeper backends only; ignored with -backend file",
       "-client-ca-keys is read by the etcd, etcdv3, consul, vault backends only; ignored with -backend file",
     ]);
   });

@@ -6,7 +6,7 @@ import type { Config } from "../options.ts";
 import type { NodeSource } from "../srv.ts";
 import type { StoreClient } from "../store.ts";
 
-export const BACKENDS = ["consul", "dynamodb", "env", "etcd", "etcdv3", "file", "redis", "ssm", "vault"] as const;
+export const BACKENDS = ["consul", "dynamodb", "env", "etcd", "etcdv3", "file", "redis", "ssm", "vault", "zookeeper"] as const;
 
 export async function createStoreClient(config: Config): Promise<StoreClient> {
   switch (config.backend) {
@@ -23,6 +23,8 @@ export async function createStoreClient(config: Config): Promise<StoreClient> {
       return (await import("./ssm.ts")).connect(config);
     case "vault":
       return (await import("./vault.ts")).connect({ ...config, nodes: [...(await storeNodes(config)).current()] });
+    case "zookeeper":
+      return (await import("./zookeeper.ts")).connect({ ...config, nodes: [...(await storeNodes(config)).current()] });
     case "env": {
       const { EnvClient } = await import("./env.ts");
       return new EnvClient(environment());
