@@ -84,7 +84,7 @@ const NETWORKED = [...ETCD, "consul", "redis", "vault", "zookeeper"];
 const CREDENTIALED = [...ETCD, "consul", "redis", "vault"];
 const VAULT_ONLY = ["vault"];
 /** The stores whose nodes SRV records can name (src/srv.ts). */
-const SRV_STORES: readonly string[] = [...NETWORKED, "zookeeper", "vault"];
+const SRV_STORES: readonly string[] = NETWORKED;
 
 export const OPTIONS: readonly OptionSpec[] = [
   { flag: "backend", field: "backend", type: "string", default: "etcd", description: "backend to use (etcd, etcdv3, consul, redis, zookeeper, vault, dynamodb, ssm, file, env)" },

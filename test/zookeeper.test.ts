@@ -427,7 +427,7 @@ describe("nodes", () => {
     const secret = "s3cret-pass";
     const r = await runConfd(["-onetime", "-confdir", dir, "-backend", "zookeeper", "-node", server.node, "-password", secret, "-config-file", join(dir, "none")]);
     expect(r.code).toBe(0);
-    expect(r.stderr).toContain("-password is read by the etcd, etcdv3, consul, redis backends only; ignored with -backend zookeeper");
+    expect(r.stderr).toContain("-password is read by the etcd, etcdv3, consul, redis, vault backends only; ignored with -backend zookeeper");
     expect(r.stderr).not.toContain(secret);
     expect(readFileSync(join(dir, "a.out"), "utf8")).toBe("v\n");
   });
