@@ -6,7 +6,6 @@
 // index that moved for other keys or went backwards. The service catalog, which templates read too,
 // is consul-catalog.ts's, over the same nodes.
 import { EventEmitter } from "node:events";
-import { readFileSync } from "node:fs";
 import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
 import net from "node:net";
@@ -14,7 +13,7 @@ import { posix } from "node:path";
 import type { Duplex } from "node:stream";
 import Consul from "consul";
 import type { CatalogCapable } from "../catalog.ts";
-import { ConfdError, errnoText, type ErrorContext } from "../errors.ts";
+import { ConfdError, type ErrorContext } from "../errors.ts";
 import type { Config } from "../options.ts";
 import { decodeBytes } from "../bytes.ts";
 import { keyFilter, normalizeKey, subtrees } from "../keys.ts";
@@ -22,6 +21,7 @@ import { fixedNodes, type NodeOptions, type NodeSource } from "../srv.ts";
 import type { StoreClient } from "../store.ts";
 import { listingWatch, SharedWatches, type Listing, type Pace } from "../watch-core.ts";
 import { ConsulCatalog } from "./consul-catalog.ts";
+import { tlsSettings, type TlsSettings } from "./tls.ts";
 
 const DEFAULT_NODE = "127.0.0.1:8500";
 /** A node that has not accepted the connection by then is taken as down, and the next one is tried. */
@@ -72,13 +72,6 @@ interface ClientOptions {
   cert?: string;
   key?: string;
   rejectUnauthorized?: boolean;
-}
-
-interface TlsSettings {
-  ca?: string;
-  cert?: string;
-  key?: string;
-  rejectUnauthorized: boolean;
 }
 
 /**
@@ -338,27 +331,6 @@ function nodeUrl(node: string, scheme: string): URL {
   return url;
 }
 
-/** TLS settings when any TLS option is given (which also selects https), as confd's TLS flags. */
-function tlsSettings(config: Config): TlsSettings | undefined {
-  if (!config.clientCaKeys && !config.clientCert && !config.clientKey && !config.clientInsecure) return undefined;
-  if (Boolean(config.clientCert) !== Boolean(config.clientKey)) {
-    throw new ConfdError("a client certificate needs both -client-cert and -client-key", { flag: config.clientCert ? "-client-key" : "-client-cert" });
-  }
-  return {
-    ca: config.clientCaKeys ? readPem(config.clientCaKeys, "-client-ca-keys") : undefined,
-    cert: config.clientCert ? readPem(config.clientCert, "-client-cert") : undefined,
-    key: config.clientKey ? readPem(config.clientKey, "-client-key") : undefined,
-    rejectUnauthorized: !config.clientInsecure,
-  };
-}
-
-function readPem(file: string, flag: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch (err) {
-    throw new ConfdError(`cannot read TLS file: ${errnoText(err)}`, { file, flag });
-  }
-}
 
 function statusOf(err: unknown): number | undefined {
   const status = (err as { statusCode?: unknown } | null)?.statusCode;

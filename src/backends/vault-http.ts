@@ -4,10 +4,10 @@
 // the request timeout, and the decoding of answers: JSON whose numbers keep the text they were written
 // with, so that a secret is written back out as confd's Go client writes it. Tokens travel in the
 // X-Vault-Token header only; messages name nodes by host:port and never carry a token or a value.
-import { readFileSync } from "node:fs";
 import { decodeBytes } from "../bytes.ts";
-import { ConfdError, errnoText } from "../errors.ts";
+import { ConfdError } from "../errors.ts";
 import type { Config } from "../options.ts";
+import { tlsSettings, type TlsSettings } from "./tls.ts";
 
 /** confd's default -node for vault. */
 const DEFAULT_NODE = "http://127.0.0.1:8200";
@@ -41,13 +41,6 @@ export interface VaultRequest {
   list?: boolean;
   body?: Record<string, string>;
   signal?: AbortSignal;
-}
-
-interface TlsSettings {
-  ca?: string;
-  cert?: string;
-  key?: string;
-  rejectUnauthorized: boolean;
 }
 
 export class VaultHttp {
@@ -202,27 +195,6 @@ function nodeUrl(node: string, scheme: string): URL {
   return url;
 }
 
-/** TLS settings when any TLS option is given (which also makes host:port nodes https), as confd's TLS flags. */
-function tlsSettings(config: Config): TlsSettings | undefined {
-  if (!config.clientCaKeys && !config.clientCert && !config.clientKey && !config.clientInsecure) return undefined;
-  if (Boolean(config.clientCert) !== Boolean(config.clientKey)) {
-    throw new ConfdError("a client certificate needs both -client-cert and -client-key", { flag: config.clientCert ? "-client-key" : "-client-cert" });
-  }
-  return {
-    ca: config.clientCaKeys ? readPem(config.clientCaKeys, "-client-ca-keys") : undefined,
-    cert: config.clientCert ? readPem(config.clientCert, "-client-cert") : undefined,
-    key: config.clientKey ? readPem(config.clientKey, "-client-key") : undefined,
-    rejectUnauthorized: !config.clientInsecure,
-  };
-}
-
-function readPem(file: string, flag: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch (err) {
-    throw new ConfdError(`cannot read TLS file: ${errnoText(err)}`, { file, flag });
-  }
-}
 
 /** A network failure briefly: fetch's error code ("ECONNREFUSED", "DEPTH_ZERO_SELF_SIGNED_CERT"), else its message. */
 function reasonOf(err: unknown): string {
