@@ -1,6 +1,7 @@
 // Benchmark (not a test) for issue 11: `-onetime` reading 1,000 keys from each store, ours beside confd
 // master where confd has the store. Each store runs here as the tests run it (a real server, an
-// emulator, or an HTTP double where nothing else can be installed: test/*-server.ts, test/*-double.ts),
+// emulator, or an HTTP double where nothing else can be installed: test/*-server.ts, test/*-double.ts;
+// Consul, Vault and SSM are doubles, so their rows measure the client side only),
 // seeded with KEYS keys "/bench/k0000".."/bench/k0999", and one resource renders them all with a Go
 // template both implementations accept.
 //   bun scripts/bench-stores.ts --confd /tmp/confd-go --binary dist/confd-0.1.0-linux-x64
@@ -25,6 +26,7 @@ import { startEtcd } from "../test/etcd-server.ts";
 import { startRedis } from "../test/redis-server.ts";
 import { startSsmDouble } from "../test/ssm-double.ts";
 import { startVaultDouble } from "../test/vault-double.ts";
+import { startZookeeper, zkWriter } from "../test/zookeeper-server.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -81,6 +83,11 @@ const STORES: Record<string, StoreStarter> = {
     const double = startConsulDouble();
     for (const [k, v] of keys) double.set(k, v);
     return { flags: ["-backend", "consul", "-node", double.node], close: () => double.stop() };
+  },
+  async zookeeper(keys) {
+    const server = await startZookeeper();
+    await zkWriter(server.node).putAll(keys);
+    return { flags: ["-backend", "zookeeper", "-node", server.node], close: () => server.stop() };
   },
   async vault(keys) {
     // KV v1, the one confd reads: one secret per key, its value in the field "value".
