@@ -14,6 +14,7 @@ import { configureLog } from "../src/log.ts";
 import { defaults, type Config } from "../src/options.ts";
 import { nodeSource, orderSrv, type SrvLookup, type SrvRecord } from "../src/srv.ts";
 import { startConsulDouble, type ConsulDouble } from "./consul-double.ts";
+import { startVaultDouble, type VaultDouble } from "./vault-double.ts";
 import { startDns, unavailable, withResolvConf, ZONE, type DnsServer, type Records, type SrvSpec } from "./dns-server.ts";
 import { startEtcd, type EtcdServer } from "./etcd-server.ts";
 import { freePort, Lines, runConfd, spawnConfd, tempDir, writeTree } from "./helpers.ts";
@@ -164,7 +165,7 @@ function srv(name: string, target: string, port: number, priority: number, weigh
 /** The records every test starts from; the re-lookup test adds its own. */
 function baseRecords(extra: SrvSpec[] = []): Records {
   const hosts: Record<string, string> = {};
-  for (const name of ["etcd-a", "moved-from", "dead", "redis-a", "consul-a", "consul-b"]) hosts[host(name)] = LOCALHOST;
+  for (const name of ["etcd-a", "moved-from", "dead", "redis-a", "consul-a", "consul-b", "vault-a"]) hosts[host(name)] = LOCALHOST;
   return {
     hosts,
     srv: [
@@ -270,7 +271,17 @@ describe.skipIf(skip !== undefined)("SRV discovery against a real DNS server", (
     stop(): Promise<void>;
   }
 
-  const movingStores: Record<string, { start(): Promise<MovingStore>; put(value: string): Promise<void>; shared(): number }> = {
+  /** A vault double holding /srv/v as KV v1, logged into with userpass (a token is one double's own). */
+  const vaultDouble = (value: string): VaultDouble => {
+    const double = startVaultDouble();
+    double.mount("srv", 1);
+    double.enableAuth({ type: "userpass", username: "confd", password: "srv-test-password" });
+    double.write("srv/v", { value });
+    return double;
+  };
+  let vaultB: VaultDouble | undefined;
+
+  const movingStores: Record<string, { start(): Promise<MovingStore>; put(value: string): Promise<void>; shared(): number; flags?: string[] }> = {
     etcd: {
       async start() {
         const server = await startEtcd();
@@ -305,7 +316,18 @@ describe.skipIf(skip !== undefined)("SRV discovery against a real DNS server", (
       put: async (value) => consulA.set("srv/v", value),
       shared: () => consulA.port,
     },
+    vault: {
+      async start() {
+        const double = vaultDouble("");
+        return { backend: "vault", port: double.port, put: async (value) => double.write("srv/v", { value }), kill: () => double.stop(), stop: async () => {} };
+      },
+      put: async (value) => void (vaultB ??= vaultDouble(value)).write("srv/v", { value }),
+      shared: () => vaultB!.port,
+      // Vault has no watch: read every second.
+      flags: ["-interval", "1", "-auth-type", "userpass", "-username", "confd", "-password", "srv-test-password"],
+    },
   };
+  afterAll(() => vaultB?.stop());
 
   for (const [name, store] of Object.entries(movingStores)) {
     test(`${name}: when every node has failed, the records are looked up again and the next attempt reaches the new node`, async () => {
@@ -317,7 +339,7 @@ describe.skipIf(skip !== undefined)("SRV discovery against a real DNS server", (
         await store.put("new-node");
         await dns.serve(baseRecords([srv(moving, "moved-from", old.port, 10)]));
         const { args, out } = confdir();
-        const child = spawnConfd(["-watch", "-log-level", "debug", ...args, "-backend", old.backend, "-srv-domain", `move.${ZONE}`], { wrap: dns.wrap });
+        const child = spawnConfd(["-watch", "-log-level", "debug", ...args, "-backend", old.backend, "-srv-domain", `move.${ZONE}`, ...(store.flags ?? [])], { wrap: dns.wrap });
         const log = new Lines(child.stderr);
         try {
           await log.waitFor(updated(out));
@@ -326,7 +348,7 @@ describe.skipIf(skip !== undefined)("SRV discovery against a real DNS server", (
           await log.waitFor(/store connection lost/);
           // The service moved: its record now names the other server.
           await dns.serve(baseRecords([srv(moving, target, store.shared(), 10)]));
-          await log.waitFor(new RegExp(`every node failed; SRV record ${RegExp.escape(moving)}\\. now gives the nodes ${host(target)}:${store.shared()}$`));
+          await log.waitFor(new RegExp(`every node failed; SRV record ${RegExp.escape(moving)}\\. now gives the nodes (http://)?${host(target)}:${store.shared()}$`));
           await log.waitForCount(updated(out), 2);
           expect(readFileSync(out, "utf8")).toBe("v=new-node\n");
         } finally {

@@ -22,7 +22,7 @@ export async function createStoreClient(config: Config): Promise<StoreClient> {
     case "ssm":
       return (await import("./ssm.ts")).connect(config);
     case "vault":
-      return (await import("./vault.ts")).connect({ ...config, nodes: [...(await storeNodes(config)).current()] });
+      return (await import("./vault.ts")).connect(config, { nodes: await storeNodes(config) });
     case "zookeeper":
       return (await import("./zookeeper.ts")).connect({ ...config, nodes: [...(await storeNodes(config)).current()] });
     case "env": {

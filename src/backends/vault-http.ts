@@ -7,6 +7,7 @@
 import { decodeBytes } from "../bytes.ts";
 import { ConfdError } from "../errors.ts";
 import type { Config } from "../options.ts";
+import { fixedNodes, type NodeSource } from "../srv.ts";
 import { tlsSettings, type TlsSettings } from "./tls.ts";
 
 /** confd's default -node for vault. */
@@ -46,18 +47,24 @@ export interface VaultRequest {
 export class VaultHttp {
   /** The node that answered last, tried first. */
   private preferred = 0;
+  /** The source's list the nodes were made from, and the nodes. */
+  private listed: readonly string[];
+  private nodes: readonly URL[];
 
   constructor(
-    private readonly nodes: readonly URL[],
+    private readonly source: NodeSource,
+    private readonly scheme: string,
     private readonly tls: TlsSettings | undefined,
     private readonly namespace: string | undefined,
-  ) {}
+  ) {
+    this.listed = source.current();
+    this.nodes = urls(this.listed, scheme);
+  }
 
-  static fromConfig(config: Config, env: Readonly<Record<string, string | undefined>>): VaultHttp {
+  static fromConfig(config: Config, env: Readonly<Record<string, string | undefined>>, source: NodeSource = fixedNodes(config.nodes)): VaultHttp {
     const tls = tlsSettings(config);
     const scheme = config.scheme === "https" || tls !== undefined ? "https" : "http";
-    const nodes = (config.nodes.length > 0 ? config.nodes : [DEFAULT_NODE]).map((node) => nodeUrl(node, scheme));
-    return new VaultHttp(nodes, tls, env.VAULT_NAMESPACE || undefined);
+    return new VaultHttp(source, scheme, tls, env.VAULT_NAMESPACE || undefined);
   }
 
   /**
@@ -66,9 +73,11 @@ export class VaultHttp {
    */
   async call(request: VaultRequest): Promise<VaultAnswer> {
     const failures: string[] = [];
-    for (let i = 0; i < this.nodes.length; i++) {
-      const n = (this.preferred + i) % this.nodes.length;
-      const node = this.nodes[n]!;
+    // The nodes may be replaced meanwhile (by another call's refresh): this one goes round these.
+    const { nodes } = this;
+    for (let i = 0; i < nodes.length; i++) {
+      const n = (this.preferred + i) % nodes.length;
+      const node = nodes[n]!;
       let answer: VaultAnswer;
       try {
         answer = await this.send(node, request);
@@ -82,10 +91,21 @@ export class VaultHttp {
         failures.push(`${node.host} (${answer.status}${vaultErrors(answer) ? ` ${vaultErrors(answer)}` : ""})`);
         continue;
       }
-      this.preferred = n;
+      if (nodes === this.nodes) this.preferred = n;
       return answer;
     }
+    // Every node failed: the next call goes to the nodes SRV records name now, if they changed.
+    if (await this.source.refresh()) this.adopt();
     throw new ConfdError(`the vault store cannot be reached: ${failures.join(", ")}`);
+  }
+
+  /** Takes the source's new list; its first node is tried first. */
+  private adopt(): void {
+    const listed = this.source.current();
+    if (listed === this.listed) return;
+    this.listed = listed;
+    this.nodes = urls(listed, this.scheme);
+    this.preferred = 0;
   }
 
   private async send(node: URL, request: VaultRequest): Promise<VaultAnswer> {
@@ -177,6 +197,10 @@ export function numberAt(body: JsonObject | undefined, field: string): number {
   const value = body?.[field];
   const n = value instanceof JsonNumber ? Number(value.text) : 0;
   return Number.isFinite(n) && n > 0 ? n : 0;
+}
+
+function urls(nodes: readonly string[], scheme: string): URL[] {
+  return (nodes.length > 0 ? nodes : [DEFAULT_NODE]).map((node) => nodeUrl(node, scheme));
 }
 
 /** A URL, as confd takes it, or host:port in the scheme the TLS flags imply. */

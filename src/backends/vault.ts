@@ -14,6 +14,7 @@ import { keyFilter, subtrees } from "../keys.ts";
 import { log } from "../log.ts";
 import type { Config } from "../options.ts";
 import { Slots } from "../slots.ts";
+import type { NodeSource } from "../srv.ts";
 import type { StoreClient } from "../store.ts";
 import { every, ListingFeed, SharedWatches, type Listing, type Pace } from "../watch-core.ts";
 import { credentials, KUBERNETES_TOKEN_FILE, VaultSession } from "./vault-auth.ts";
@@ -29,6 +30,8 @@ export interface VaultConnectOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** The service account token -auth-type kubernetes sends (tests point it elsewhere). */
   kubernetesTokenFile?: string;
+  /** Where the nodes come from (SRV records); -node by default. */
+  nodes?: NodeSource;
 }
 
 /** Logs in (a bad -auth-type or a refused login stops confd here, naming the flag) and returns the client. */
@@ -39,7 +42,7 @@ export async function connect(config: Config, options: VaultConnectOptions = {})
     throw new ConfdError(`with -watch vault is read every -interval, which must be a positive number of seconds, got ${config.interval}`, { flag: "-interval" });
   }
   const login = credentials(config, env, options.kubernetesTokenFile ?? KUBERNETES_TOKEN_FILE);
-  const http = VaultHttp.fromConfig(config, env);
+  const http = VaultHttp.fromConfig(config, env, options.nodes);
   log.info(`Vault authentication backend set to ${login.type}`);
   const session = new VaultSession(http, login);
   await session.login();
