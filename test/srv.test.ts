@@ -15,6 +15,7 @@ import { defaults, type Config } from "../src/options.ts";
 import { nodeSource, orderSrv, type SrvLookup, type SrvRecord } from "../src/srv.ts";
 import { startConsulDouble, type ConsulDouble } from "./consul-double.ts";
 import { startVaultDouble, type VaultDouble } from "./vault-double.ts";
+import { startZookeeper, zkWriter, type ZookeeperServer } from "./zookeeper-server.ts";
 import { startDns, unavailable, withResolvConf, ZONE, type DnsServer, type Records, type SrvSpec } from "./dns-server.ts";
 import { startEtcd, type EtcdServer } from "./etcd-server.ts";
 import { freePort, Lines, runConfd, spawnConfd, tempDir, writeTree } from "./helpers.ts";
@@ -165,7 +166,7 @@ function srv(name: string, target: string, port: number, priority: number, weigh
 /** The records every test starts from; the re-lookup test adds its own. */
 function baseRecords(extra: SrvSpec[] = []): Records {
   const hosts: Record<string, string> = {};
-  for (const name of ["etcd-a", "moved-from", "dead", "redis-a", "consul-a", "consul-b", "vault-a"]) hosts[host(name)] = LOCALHOST;
+  for (const name of ["etcd-a", "moved-from", "dead", "redis-a", "consul-a", "consul-b", "vault-a", "zookeeper-a"]) hosts[host(name)] = LOCALHOST;
   return {
     hosts,
     srv: [
@@ -280,6 +281,7 @@ describe.skipIf(skip !== undefined)("SRV discovery against a real DNS server", (
     return double;
   };
   let vaultB: VaultDouble | undefined;
+  let zookeeperB: ZookeeperServer | undefined;
 
   const movingStores: Record<string, { start(): Promise<MovingStore>; put(value: string): Promise<void>; shared(): number; flags?: string[] }> = {
     etcd: {
@@ -326,8 +328,22 @@ describe.skipIf(skip !== undefined)("SRV discovery against a real DNS server", (
       // Vault has no watch: read every second.
       flags: ["-interval", "1", "-auth-type", "userpass", "-username", "confd", "-password", "srv-test-password"],
     },
+    zookeeper: {
+      async start() {
+        const server = await startZookeeper();
+        return { backend: "zookeeper", port: server.port, put: (value) => zkWriter(server.node).putAll([["/srv/v", value]]), kill: () => server.kill(), stop: () => server.stop() };
+      },
+      async put(value) {
+        zookeeperB ??= await startZookeeper();
+        await zkWriter(zookeeperB.node).putAll([["/srv/v", value]]);
+      },
+      shared: () => zookeeperB!.port,
+    },
   };
-  afterAll(() => vaultB?.stop());
+  afterAll(async () => {
+    await vaultB?.stop();
+    await zookeeperB?.stop();
+  });
 
   for (const [name, store] of Object.entries(movingStores)) {
     test(`${name}: when every node has failed, the records are looked up again and the next attempt reaches the new node`, async () => {

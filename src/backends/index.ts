@@ -24,7 +24,7 @@ export async function createStoreClient(config: Config): Promise<StoreClient> {
     case "vault":
       return (await import("./vault.ts")).connect(config, { nodes: await storeNodes(config) });
     case "zookeeper":
-      return (await import("./zookeeper.ts")).connect({ ...config, nodes: [...(await storeNodes(config)).current()] });
+      return (await import("./zookeeper.ts")).connect(config, { nodes: await storeNodes(config) });
     case "env": {
       const { EnvClient } = await import("./env.ts");
       return new EnvClient(environment());

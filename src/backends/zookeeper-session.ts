@@ -56,7 +56,17 @@ export class ZkSession {
   /** Clients given up (expired, abandoned, or closed before connecting): they must not connect again. */
   private readonly retired = new WeakSet<Client>();
 
-  constructor(private readonly nodes: readonly string[]) {
+  /** A new session's replacement is waiting on a lookup of the nodes. */
+  private lookingUp = false;
+
+  /**
+   * `relookup`: when no node gave a session for as long as one lasts, the nodes as SRV records name them
+   * now, or undefined when they did not change (fixed -node lists never do).
+   */
+  constructor(
+    private nodes: readonly string[],
+    private readonly relookup: () => Promise<readonly string[] | undefined> = async () => undefined,
+  ) {
     this.client = this.open();
     this.watchdog = setInterval(() => this.check(), WATCHDOG_MS);
     this.watchdog.unref();
@@ -99,6 +109,20 @@ export class ZkSession {
     this.downSince = performance.now();
     this.client = this.open();
     for (const listener of this.listeners) listener.expired(why);
+  }
+
+  /** Every node failed for a session's length: a new session, on the nodes SRV records name now if they moved. */
+  private async renew(why: string): Promise<void> {
+    this.lookingUp = true;
+    try {
+      const nodes = await this.relookup();
+      if (nodes) this.nodes = nodes;
+    } catch {
+      // The lookup's own failure is logged by the node source; the nodes stay as they were.
+    } finally {
+      this.lookingUp = false;
+    }
+    if (!this.closed && !this.up) this.replace(why);
   }
 
   private retire(client: Client): void {
@@ -161,7 +185,7 @@ export class ZkSession {
     // Without a connection for longer than the session lasts, the session is over, or the server will
     // not have it (one that lost its data refuses a client that has seen later changes, for ever).
     if (!this.up && performance.now() - this.downSince > timeout) {
-      this.replace(`no session for ${Math.round((performance.now() - this.downSince) / 1000)}s`);
+      if (!this.lookingUp) void this.renew(`no session for ${Math.round((performance.now() - this.downSince) / 1000)}s`);
       return;
     }
     if (!this.up) {

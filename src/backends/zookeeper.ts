@@ -15,6 +15,7 @@ import { decodeBytes } from "../bytes.ts";
 import { ConfdError } from "../errors.ts";
 import { normalizeKey, subtrees } from "../keys.ts";
 import type { Config } from "../options.ts";
+import { fixedNodes, type NodeOptions } from "../srv.ts";
 import type { StoreClient } from "../store.ts";
 import { SharedWatches } from "../watch-core.ts";
 import { DEADLINE_MS, ZkSession } from "./zookeeper-session.ts";
@@ -24,9 +25,9 @@ import { ZkFeed } from "./zookeeper-watch.ts";
 const DEFAULT_NODE = "127.0.0.1:2181";
 const DEFAULT_PORT = 2181;
 
-export async function connect(config: Config): Promise<StoreClient> {
-  const nodes = (config.nodes.length > 0 ? config.nodes : [DEFAULT_NODE]).map(parseNode);
-  return new ZookeeperClient(nodes);
+export async function connect(config: Config, { nodes = fixedNodes(config.nodes) }: NodeOptions = {}): Promise<StoreClient> {
+  const spell = (listed: readonly string[]) => (listed.length > 0 ? listed : [DEFAULT_NODE]).map(parseNode);
+  return new ZookeeperClient(spell(nodes.current()), async () => ((await nodes.refresh()) ? spell(nodes.current()) : undefined));
 }
 
 const NODE = /^([A-Za-z0-9_.-]+)(?::(\d{1,5}))?$/;
@@ -58,8 +59,8 @@ class ZookeeperClient implements StoreClient {
   private readonly watches: SharedWatches;
   private closed = false;
 
-  constructor(nodes: readonly string[]) {
-    this.session = new ZkSession(nodes);
+  constructor(nodes: readonly string[], relookup: () => Promise<readonly string[] | undefined>) {
+    this.session = new ZkSession(nodes, relookup);
     this.watches = new SharedWatches({
       store: "zookeeper",
       source: { open: (prefix, _from, events) => new ZkFeed(this.session, prefix, events) },
