@@ -529,6 +529,15 @@ describe("nodes, TLS and answers that are not Vault's", () => {
     expect(logLines.some((l) => l.includes("WARNING vault: the key list of /kv is not a list (string)"))).toBe(true);
   });
 
+  test("a server that lists a folder inside every folder: the walk stops at 100 levels with one error naming the key", async () => {
+    const d = double();
+    d.mount("kv", 1);
+    const c = await tokenClient(d);
+    d.intercept((r) => (r.method === "LIST" && r.path.startsWith("kv") ? Response.json({ data: { keys: ["again/"] } }) : undefined));
+    const err = await failure(c.getValues(["/kv"]));
+    expect(err.describe()).toBe("vault lists folders more than 100 levels deep below this key; not walking further (key /kv)");
+  });
+
   test("a login answered 200 without a token is a refused login", async () => {
     const d = double();
     d.enableAuth({ type: "approle", roleId: "r", secretId: "s" });

@@ -21,6 +21,8 @@ import { credentials, KUBERNETES_TOKEN_FILE, VaultSession } from "./vault-auth.t
 import { isObject, JsonNumber, numberAt, objectAt, statusText, VaultHttp, type Json, type JsonObject, type VaultAnswer, type VaultRequest } from "./vault-http.ts";
 
 /** Requests in flight at once, however large the tree being listed. */
+/** Folders below a key that are listed, at most: deeper is a server that nests without end. */
+const MAX_LIST_DEPTH = 100;
 const MAX_REQUESTS = 16;
 /** How long close() waits for listings in flight. */
 const CLOSE_DEADLINE_MS = 5_000;
@@ -154,7 +156,7 @@ class VaultClient implements StoreClient {
       mount = undefined;
     }
     const branches = new Set<string>();
-    await this.walk(root, mount, branches, sweep);
+    await this.walk(root, mount, branches, sweep, root);
     const secrets = await Promise.all([...branches].sort().map((branch) => this.read(branch, mount, sweep)));
     const values = new Map<string, string>();
     for (const secret of secrets) if (secret) this.add(values, secret.key, secret.data);
@@ -162,8 +164,10 @@ class VaultClient implements StoreClient {
   }
 
   /** confd's walkTree: the key and, recursively, what LIST gives below it. A LIST refused is not an error (a read-only policy). */
-  private async walk(key: string, mount: Mount | undefined, branches: Set<string>, sweep: Sweep): Promise<void> {
+  private async walk(key: string, mount: Mount | undefined, branches: Set<string>, sweep: Sweep, root: string, depth = 0): Promise<void> {
     if (branches.has(key)) return;
+    // A server that lists a folder inside every folder would be walked for ever.
+    if (depth > MAX_LIST_DEPTH) throw new ConfdError(`vault lists folders more than ${MAX_LIST_DEPTH} levels deep below this key; not walking further`, { key: root });
     branches.add(key);
     const answer = await this.send({ method: "GET", path: apiPath(vaultPath(key), mount, "metadata"), list: true }, sweep);
     if (answer.status !== 200) {
@@ -180,7 +184,7 @@ class VaultClient implements StoreClient {
       if (typeof name === "string") children.push(goJoin(key, name));
       else this.warnOnce(`list ${key}`, `vault: the key list of ${key} holds a ${goTypeName(name)}, which is left out`);
     }
-    await Promise.all(children.map((child) => this.walk(child, mount, branches, sweep)));
+    await Promise.all(children.map((child) => this.walk(child, mount, branches, sweep, root, depth + 1)));
   }
 
   /** The secret at `key`: its fields (KV v2: those of its current version), or undefined when there is none. */
