@@ -140,6 +140,8 @@ export async function runUntilStopped(set: JobSet, client: StoreClient, source: 
           generation.abort();
           // The syncs in flight finish first (runWatch and runInterval wait for them), with the old set.
           await running;
+          // A SIGTERM meanwhile: the old set is stopped as it is.
+          if (stop.aborted) break;
           if (plan.config.logLevel !== set.config.logLevel || plan.config.logFormat !== set.config.logFormat) {
             configureLog({ level: plan.config.logLevel as LogLevel, format: plan.config.logFormat as LogFormat });
           }
