@@ -149,3 +149,38 @@ test("-onetime ignores SIGHUP: the run in progress finishes and exits 0", async 
   expect(await child.exited).toBe(0);
   expect(readFileSync(join(dir, "out", "a"), "utf8")).toBe("a 1\n");
 });
+
+test("a reload waits for the sync in flight; a SIGHUP during it brings one more reload", async () => {
+  const dir = join(tmp.path, "inflight");
+  const gate = join(dir, "gate");
+  const released = join(dir, "released");
+  writeTree(dir, {
+    "templates/a.tmpl": 'a1 {{getv "/app/v"}}\n',
+    // The first reload blocks on the FIFO until the test writes to it; later ones pass.
+    "conf.d/a.toml": `[template]\nsrc = "a.tmpl"\ndest = ${JSON.stringify(join(dir, "out", "a"))}\nkeys = ["/app"]\nreload_cmd = "test -e ${released} || cat ${gate}"\n`,
+    "data.yaml": "app:\n  v: 1\n",
+    "out/.keep": "",
+  });
+  expect(Bun.spawnSync(["mkfifo", gate]).exitCode).toBe(0);
+  const child = spawnConfd(["-watch", "-backend", "file", "-file", join(dir, "data.yaml"), "-confdir", dir, "-log-level", "debug", "-config-file", join(dir, "none")]);
+  const log = new Lines(child.stderr);
+  try {
+    await log.waitFor(/Running reload command/);
+    writeTree(dir, { "templates/a.tmpl": 'a2 {{getv "/app/v"}}\n' });
+    child.kill("SIGHUP");
+    await log.waitFor(/Received SIGHUP: reloading configuration/);
+    child.kill("SIGHUP");
+    await log.waitFor(/Received SIGHUP during a reload: reloading once more when it is done/);
+    // Until the reload command ends, the old set is still running: no switch yet.
+    expect(log.text()).not.toContain("configuration reloaded");
+    writeFileSync(released, "");
+    writeFileSync(gate, "go\n");
+    const first = await log.waitFor(/configuration reloaded: 0 added, 1 changed, 0 removed, 0 unchanged/);
+    await log.waitFor(/configuration reloaded: 0 added, 0 changed, 0 removed, 1 unchanged/, log.seen.indexOf(first) + 1);
+    await log.waitFor(/Target config .*out\/a has been updated/, log.seen.indexOf(first));
+    expect(readFileSync(join(dir, "out", "a"), "utf8")).toBe("a2 1\n");
+  } finally {
+    child.kill("SIGTERM");
+  }
+  expect(await child.exited).toBe(0);
+});
