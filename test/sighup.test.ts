@@ -154,18 +154,19 @@ test("a reload waits for the sync in flight; a SIGHUP during it brings one more 
   const dir = join(tmp.path, "inflight");
   const gate = join(dir, "gate");
   const released = join(dir, "released");
+  const running = join(dir, "running");
   writeTree(dir, {
     "templates/a.tmpl": 'a1 {{getv "/app/v"}}\n',
-    // The first reload blocks on the FIFO until the test writes to it; later ones pass.
-    "conf.d/a.toml": `[template]\nsrc = "a.tmpl"\ndest = ${JSON.stringify(join(dir, "out", "a"))}\nkeys = ["/app"]\nreload_cmd = "test -e ${released} || cat ${gate}"\n`,
+    // The first reload says it runs through one FIFO, then blocks on another until the test writes to it; later ones pass.
+    "conf.d/a.toml": `[template]\nsrc = "a.tmpl"\ndest = ${JSON.stringify(join(dir, "out", "a"))}\nkeys = ["/app"]\nreload_cmd = "test -e ${released} || { echo > ${running}; cat ${gate}; }"\n`,
     "data.yaml": "app:\n  v: 1\n",
     "out/.keep": "",
   });
-  expect(Bun.spawnSync(["mkfifo", gate]).exitCode).toBe(0);
+  expect(Bun.spawnSync(["mkfifo", gate, running]).exitCode).toBe(0);
   const child = spawnConfd(["-watch", "-backend", "file", "-file", join(dir, "data.yaml"), "-confdir", dir, "-log-level", "debug", "-config-file", join(dir, "none")]);
   const log = new Lines(child.stderr);
   try {
-    await log.waitFor(/Running reload command/);
+    await Bun.file(running).text();
     writeTree(dir, { "templates/a.tmpl": 'a2 {{getv "/app/v"}}\n' });
     child.kill("SIGHUP");
     await log.waitFor(/Received SIGHUP: reloading configuration/);
