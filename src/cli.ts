@@ -1,19 +1,16 @@
 #!/usr/bin/env bun
 // The confd command: parse flags, load the configuration and the template resources, own the store
-// client, start one worker per resource, run once or on an interval, and stop cleanly on a signal.
+// client, run once or hand over to run.ts (watch, interval, SIGHUP reloads), and stop cleanly on a signal.
 import pkg from "../package.json" with { type: "json" };
 import { createStoreClient } from "./backends/index.ts";
 import { encodeText } from "./bytes.ts";
-import { describeError, errnoText, UsageError, withContext } from "./errors.ts";
+import { describeError, UsageError, withContext } from "./errors.ts";
 import { writeFully } from "./fd.ts";
 import { lessJit } from "./jit.ts";
-import { configureLog, emit, log, redact, type LogFormat, type LogLevel } from "./log.ts";
+import { configureLog, log, redact, type LogFormat, type LogLevel } from "./log.ts";
 import { OPTIONS, type Config } from "./options.ts";
-import type { CompiledTemplate } from "./protocol.ts";
-import type { ResourceSpec } from "./resource.ts";
-import { cores, Slots } from "./slots.ts";
+import type { Job } from "./processor.ts";
 import type { StoreClient } from "./store.ts";
-import { ResourceWorker, type WorkerLifecycle } from "./workers.ts";
 
 /** The commit a binary was built from, defined by scripts/build.ts; absent when run from source. */
 declare const CONFD_REVISION: string | undefined;
@@ -36,9 +33,8 @@ lessJit();
 const { loadConfig } = await import("./config.ts");
 const { parseFlags, usage } = await import("./flags.ts");
 const { catalogOf } = await import("./catalog.ts");
-const { colorDiff, useColor } = await import("./color.ts");
-const { loadConfdir } = await import("./load.ts");
-const { processAll, runInterval } = await import("./processor.ts");
+const { processAll } = await import("./processor.ts");
+const { JobSet, runUntilStopped } = await import("./run.ts");
 const { storeKeys } = await import("./resource.ts");
 
 /** How long a signal waits for syncs in flight before exiting anyway (commands have their own timeouts). */
@@ -101,10 +97,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 1;
   }
 
-  const { jobs, loadFailures } = await prepareJobs(config, catalogOf(client) !== undefined);
-  const metrics = config.metricsAddr ? await serveMetrics(config, jobs, client) : undefined;
+  const catalogAvailable = catalogOf(client) !== undefined;
+  const { set, loadFailures } = await JobSet.load(config, catalogAvailable);
+  const metrics = config.metricsAddr ? await serveMetrics(config, set.jobs, client) : undefined;
   if (metrics === null) {
-    await Promise.all(jobs.map((j) => j.worker.stop()));
+    await set.stopAll();
     await client.close();
     return 1;
   }
@@ -113,7 +110,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (stop.signal.aborted) {
       // Asked twice: a sync blocked on the destination (a FIFO, a stalled NFS mount) must not hold the
       // process for the whole grace period. Exit status as a shell reports death by that signal.
-      const killed = jobs.reduce((n, j) => n + j.worker.killCommands(), 0);
+      const killed = set.killCommands();
       log.warning(`Received ${signal} again; exiting now${killed > 0 ? ` after killing ${killed} running command${killed === 1 ? "" : "s"}` : ""}`);
       process.exit(128 + SIGNAL_NUMBERS[signal]);
     }
@@ -129,29 +126,26 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   try {
     if (config.onetime) {
-      const result = await processAll(client, jobs);
+      // A run that ends by itself has nothing to reload; a SIGHUP sent to every confd of a host (after an
+      // edit of conf.d, say) must not kill it between replacing a file and reloading its service.
+      if (process.platform !== "win32") process.on("SIGHUP", () => log.debug("Received SIGHUP: ignored with -onetime, which ends after this run"));
+      const result = await processAll(client, set.jobs);
       return result.failed + loadFailures > 0 ? 1 : 0;
     }
-    if (config.watch) {
-      if (config.backend === "env") {
-        log.info("The env backend cannot change while confd runs: with -watch its resources render once, then confd waits for a signal");
-      }
-      const { runWatch } = await import("./watch.ts");
-      await runWatch(client, jobs, stop.signal);
-      return 0;
+    if (config.watch && config.backend === "env") {
+      log.info("The env backend cannot change while confd runs: with -watch its resources render once, then confd waits for a signal");
     }
-    log.info(`Processing every ${config.interval}s`);
-    await runInterval(client, jobs, config.interval * 1000, stop.signal);
+    await runUntilStopped(set, client, { flags, env: process.env, catalogAvailable }, stop.signal);
     return 0;
   } finally {
-    await Promise.all(jobs.map((j) => j.worker.stop()));
+    await set.stopAll();
     await client.close();
     await metrics?.stop();
   }
 }
 
 /** -metrics-addr: the module and its server load only when asked for; null when it cannot listen (said). */
-async function serveMetrics(config: Config, jobs: readonly WorkerJob[], client: StoreClient): Promise<{ stop(): Promise<void> } | null> {
+async function serveMetrics(config: Config, jobs: readonly Job[], client: StoreClient): Promise<{ stop(): Promise<void> } | null> {
   const { startMetrics } = await import("./metrics.ts");
   try {
     const mode = config.onetime ? "onetime" : config.watch ? "watch" : "interval";
@@ -171,53 +165,15 @@ function usageFailure(err: UsageError): number {
   return 2;
 }
 
-/** Loads and compiles every resource; a resource that cannot be loaded is reported and left out. */
-type WorkerJob = { resource: ResourceSpec; worker: ResourceWorker };
-
-async function prepareJobs(config: Config, catalogAvailable: boolean): Promise<{ jobs: WorkerJob[]; loadFailures: number }> {
-  log.debug(`Loading template resources from confdir ${config.confdir}`);
-  const { loaded, errors, warnings } = await loadConfdir(config, catalogAvailable, (message) => log.debug(message));
-  for (const warning of warnings) log.warning(warning);
-  for (const e of errors) log.error(e.describe());
-  const lifecycle = workerLifecycle(config);
-  const jobs = loaded.map(({ resource, template }) => ({ resource, worker: newWorker(resource, template, config, lifecycle) }));
-  return { jobs, loadFailures: errors.length };
-}
-
-function newWorker(resource: ResourceSpec, template: CompiledTemplate, config: Config, lifecycle: WorkerLifecycle): ResourceWorker {
-  const color = useColor(config.color, process.env);
-  return new ResourceWorker(
-    { resource, template, noop: config.noop, syncOnly: config.syncOnly, keepStageFile: config.keepStageFile, logLevel: config.logLevel as LogLevel },
-    { log: emit, report: (text) => report(color ? colorDiff(text) : text) },
-    lifecycle,
-  );
-}
-
-/**
- * Every resource has a worker of its own, started when it has something to sync. -onetime: each ends
- * after its sync, twice as many as cores at a time (one that only waits on its reload gives its slot
- * back). Otherwise they start as many at a time as there are cores and stay, or end after -worker-idle.
- */
-function workerLifecycle(config: Config): WorkerLifecycle {
-  if (config.onetime) return { slots: new Slots(2 * cores()), idleMs: 0 };
-  return { slots: new Slots(cores()), idleMs: config.workerIdle > 0 ? config.workerIdle : undefined };
-}
-
-/** --noop's diff, to stdout as bytes; written at once, so none is lost when the process exits. */
-function report(text: string): void {
-  print(1, text, (err) => log.error(`cannot write the --noop report to stdout: ${errnoText(err)}`));
-}
-
 /**
  * Text written whole before the process exits, as fd.ts explains; through process.stdout it could be
  * cut short, and merely touching process.stdout cost `confd --version` about 3 MiB and 3 ms.
  */
-function print(fd: 1 | 2, text: string, failed: (err: unknown) => void = () => {}): void {
+function print(fd: 1 | 2, text: string): void {
   try {
     writeFully(fd, encodeText(text));
-  } catch (err) {
-    // By default nobody is told: the reader is gone (`confd --help | head -1`).
-    failed(err);
+  } catch {
+    // Nobody to tell: the reader is gone (`confd --help | head -1`).
   }
 }
 

@@ -92,9 +92,11 @@ export function splitValues(resources: readonly ResourceSpec[], all: ReadonlyMap
   return out;
 }
 
-/** Runs at once, then every `intervalMs`, until the signal aborts; a run in progress is finished first. */
+/**
+ * Runs at once, then every `intervalMs`, until the signal aborts; a run in progress is finished first.
+ * Hurrying delayed reloads at shutdown is the caller's (run.ts): a reload ends a run without it.
+ */
 export async function runInterval(client: StoreClient, jobs: readonly Job[], intervalMs: number, signal: AbortSignal): Promise<void> {
-  signal.addEventListener("abort", () => hurryAll(jobs), { once: true });
   while (!signal.aborted) {
     await processAll(client, jobs);
     events.nextRun(new Date(Date.now() + intervalMs));

@@ -16,7 +16,7 @@ import { describeError, withContext } from "./errors.ts";
 import { events } from "./events.ts";
 import { log } from "./log.ts";
 import type { Job } from "./processor.ts";
-import { hurryAll, splitValues } from "./processor.ts";
+import { splitValues } from "./processor.ts";
 import type { BatchMember } from "./reload-group.ts";
 import { storeKeys } from "./resource.ts";
 import type { SyncOutcome } from "./sync.ts";
@@ -242,7 +242,6 @@ export async function runWatch(client: StoreClient, jobs: readonly Job[], signal
     }
   };
 
-  signal.addEventListener("abort", () => hurryAll(jobs), { once: true });
   const watches = planWatches(jobs);
   if (jobs.some((j) => j.resource.reloadGroup !== undefined)) for (const w of watches) starting.add(w);
   // Resources that read no keys (a template of getenv calls, say) have nothing to watch: render them once.
