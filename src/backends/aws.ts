@@ -48,19 +48,32 @@ export function clientSettings(endpoint: string | undefined): {
   return { ...(endpoint ? { endpoint } : {}), requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, requestTimeout: SOCKET_TIMEOUT_MS } };
 }
 
-/** What checkSetup() reads of an SDK client's resolved configuration. */
-export interface ResolvedAwsConfig {
-  region(): Promise<string>;
-  credentials(): Promise<{ secretAccessKey: string; sessionToken?: string }>;
+/** What checkSetup() uses of an SDK client: its resolved configuration, and destroy() when the setup fails. */
+export interface AwsClient {
+  config: {
+    region(): Promise<string>;
+    credentials(): Promise<{ secretAccessKey: string; sessionToken?: string }>;
+  };
+  destroy(): void;
 }
 
 /**
  * confd's checks at start: a region, and credentials from the SDK's chain (environment, shared
  * config and credentials files with AWS_PROFILE, SSO, process, web identity, container and instance
  * roles). Either missing stops confd with one line. The secret parts of the credentials are given to
- * the log's redaction as a last line of defence. Returns the region, for messages.
+ * the log's redaction as a last line of defence. Returns the region, for messages; a client that
+ * fails the checks is destroyed.
  */
-export async function checkSetup(config: ResolvedAwsConfig, store: AwsStore): Promise<string> {
+export async function checkSetup(client: AwsClient, store: AwsStore): Promise<string> {
+  try {
+    return await checkConfig(client.config, store);
+  } catch (err) {
+    client.destroy();
+    throw err;
+  }
+}
+
+async function checkConfig(config: AwsClient["config"], store: AwsStore): Promise<string> {
   let region: string;
   try {
     region = await config.region();

@@ -41,13 +41,7 @@ export async function connect(config: Config, options: DynamoConnectOptions = {}
   const endpoint = endpointOverride(STORE, options.env ?? process.env);
   const sdk = await import("@aws-sdk/client-dynamodb");
   const client = new sdk.DynamoDBClient(clientSettings(endpoint));
-  let region: string;
-  try {
-    region = await checkSetup(client.config, STORE);
-  } catch (err) {
-    client.destroy();
-    throw err;
-  }
+  const region = await checkSetup(client, STORE);
   log.info(`DynamoDB table set to ${table}`);
   return new DynamoClient(config, client, { GetItemCommand: sdk.GetItemCommand, ScanCommand: sdk.ScanCommand }, table, endpoint ?? `region ${region}`);
 }

@@ -28,13 +28,7 @@ export async function connect(config: Config, options: SsmConnectOptions = {}): 
   const endpoint = endpointOverride(STORE, options.env ?? process.env);
   const sdk = await import("@aws-sdk/client-ssm");
   const client = new sdk.SSMClient(clientSettings(endpoint));
-  let region: string;
-  try {
-    region = await checkSetup(client.config, STORE);
-  } catch (err) {
-    client.destroy();
-    throw err;
-  }
+  const region = await checkSetup(client, STORE);
   return new SsmStore(config, client, { GetParameterCommand: sdk.GetParameterCommand, GetParametersByPathCommand: sdk.GetParametersByPathCommand }, endpoint ?? `region ${region}`);
 }
 
